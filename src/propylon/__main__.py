@@ -1,0 +1,3 @@
+from propylon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""Gateway-made errors and the one place they become HTTP responses.
+
+Bodies use the response envelope of the second seed (``{code, codemessage, message}``), with
+``code`` equal to the HTTP status. Messages are fixed strings chosen here: no exception text,
+host, port or path of the deployment ever reaches a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    status: int
+    codemessage: str
+    message: str
+
+
+BAD_REQUEST = ErrorKind(400, "BadRequest", "The request is malformed.")
+BAD_PATH = ErrorKind(400, "BadRequest", "The request path is not acceptable.")
+UNAUTHORIZED = ErrorKind(401, "Unauthorized", "A valid bearer token is required.")
+FORBIDDEN = ErrorKind(403, "Forbidden", "The token does not grant access to this route.")
+ROUTE_NOT_FOUND = ErrorKind(404, "RouteNotFound", "No route matches this request.")
+METHOD_NOT_ALLOWED = ErrorKind(405, "MethodNotAllowed", "The route does not accept this method.")
+REQUEST_TIMEOUT = ErrorKind(408, "RequestTimeout", "The request was not received in time.")
+PAYLOAD_TOO_LARGE = ErrorKind(413, "PayloadTooLarge", "The request body is too large.")
+URI_TOO_LONG = ErrorKind(414, "UriTooLong", "The request target is too long.")
+HEADERS_TOO_LARGE = ErrorKind(
+    431, "RequestHeaderFieldsTooLarge", "The request headers are too large."
+)
+NOT_IMPLEMENTED = ErrorKind(501, "NotImplemented", "This transfer coding is not supported.")
+UPSTREAM_UNAVAILABLE = ErrorKind(502, "UpstreamUnavailable", "The upstream service is unavailable.")
+BAD_UPSTREAM_RESPONSE = ErrorKind(
+    502, "UpstreamUnavailable", "The upstream service sent an invalid response."
+)
+UPSTREAM_TIMEOUT = ErrorKind(504, "UpstreamTimeout", "The upstream service did not answer in time.")
+SERVICE_UNAVAILABLE = ErrorKind(503, "ServiceUnavailable", "The gateway is shutting down.")
+INTERNAL = ErrorKind(500, "UndefinedServerException", "The gateway failed to handle the request.")
+
+
+def envelope(status: int, codemessage: str, message: str, data: object = None) -> bytes:
+    body: dict[str, object] = {"code": status, "codemessage": codemessage, "message": message}
+    if data is not None:
+        body["data"] = data
+    return orjson.dumps(body)
+
+
+def render_response(
+    kind: ErrorKind,
+    *,
+    keep_alive: bool,
+    extra_headers: Iterable[tuple[str, str]] = (),
+    head_only: bool = False,
+) -> bytes:
+    """A complete HTTP/1.1 response for ``kind``, ready to write to a client transport."""
+    body = envelope(kind.status, kind.codemessage, kind.message)
+    reason = HTTPStatus(kind.status).phrase
+    lines = [
+        f"HTTP/1.1 {kind.status} {reason}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: keep-alive" if keep_alive else "Connection: close",
+    ]
+    lines.extend(f"{name}: {value}" for name, value in extra_headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + body
