@@ -1,0 +1,144 @@
+"""The verified-token cache: a repeated token is not verified again, within its limits."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from propylon.auth import Authenticator, AuthFailure
+from propylon.config.model import JwtProviderSpec
+
+SECRET = b"cache-test-secret-that-is-long-enough!!"
+OTHER_SECRET = b"a-different-secret-that-is-long-enough!"
+NOW = time.time()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def token(sub: str = "alice", ttl: float = 600, secret: bytes = SECRET) -> bytes:
+    return jwt.encode({"sub": sub, "exp": int(NOW + ttl)}, secret, algorithm="HS256").encode()
+
+
+def bearer(tok: bytes) -> list[bytes]:
+    return [b"Bearer " + tok]
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every token that reaches PyJWT (the expensive part a cache hit must skip)."""
+    seen: list[bytes] = []
+    original = jwt.PyJWT.decode
+
+    def counting(self: jwt.PyJWT, tok: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(tok)
+        return original(self, tok, *args, **kwargs)
+
+    monkeypatch.setattr(jwt.PyJWT, "decode", counting)
+    return seen
+
+
+def authenticator(clock: Clock, cache_size: int = 16, leeway: float = 0) -> Authenticator:
+    return Authenticator(
+        {
+            "a": JwtProviderSpec("a", ("HS256",), secret=SECRET, leeway=leeway),
+            "b": JwtProviderSpec("b", ("HS256",), secret=OTHER_SECRET),
+        },
+        cache_size=cache_size,
+        clock=clock,
+    )
+
+
+def test_a_repeated_token_is_served_from_the_cache(verifications: list[bytes]) -> None:
+    auth = authenticator(Clock())
+    first = auth.authenticate(bearer(token()), ("a",))
+    again = auth.authenticate([bytes(b"Bearer " + token())], ("a",))  # a new bytes object
+    assert again is first
+    assert len(verifications) == 1
+
+
+def test_a_cached_token_is_served_only_to_routes_trusting_its_provider(
+    verifications: list[bytes],
+) -> None:
+    auth = authenticator(Clock())
+    auth.authenticate(bearer(token()), ("a",))
+    with pytest.raises(AuthFailure):
+        auth.authenticate(bearer(token()), ("b",))
+    assert auth.authenticate(bearer(token()), ("b", "a")).provider == "a"
+    assert len(verifications) == 2  # "b" had to verify (and refuse) it
+
+
+def test_a_cached_token_stops_working_when_it_expires(verifications: list[bytes]) -> None:
+    clock = Clock()
+    auth = authenticator(clock)
+    tok = token(ttl=60)
+    auth.authenticate(bearer(tok), ("a",))
+    clock.now = NOW + 59
+    auth.authenticate(bearer(tok), ("a",))
+    assert len(verifications) == 1
+    clock.now = NOW + 61
+    with pytest.raises(AuthFailure) as refused:
+        auth.authenticate(bearer(tok), ("a",))
+    assert refused.value.reason == "token expired"
+
+
+def test_leeway_extends_a_cached_token_exactly_as_it_extends_a_fresh_one() -> None:
+    clock = Clock()
+    auth = authenticator(clock, leeway=30)
+    tok = token(ttl=60)
+    auth.authenticate(bearer(tok), ("a",))
+    clock.now = NOW + 85
+    assert auth.authenticate(bearer(tok), ("a",)).subject == "alice"
+    clock.now = NOW + 95
+    with pytest.raises(AuthFailure):
+        auth.authenticate(bearer(tok), ("a",))
+
+
+def test_failures_are_not_cached() -> None:
+    clock = Clock()
+    auth = authenticator(clock)
+    tok = token(ttl=60)
+    clock.now = NOW + 120  # the gateway's clock says the token has expired
+    with pytest.raises(AuthFailure):
+        auth.authenticate(bearer(tok), ("a",))
+    clock.now = NOW
+    assert auth.authenticate(bearer(tok), ("a",)).subject == "alice"
+
+
+def test_the_cache_is_bounded_and_forgets_the_oldest_first(verifications: list[bytes]) -> None:
+    auth = authenticator(Clock(), cache_size=2)
+    first, second, third = token("u1"), token("u2"), token("u3")
+    for tok in (first, second, third):
+        auth.authenticate(bearer(tok), ("a",))
+    assert len(auth.cache) == 2
+    auth.authenticate(bearer(third), ("a",))
+    auth.authenticate(bearer(second), ("a",))
+    assert len(verifications) == 3
+    auth.authenticate(bearer(first), ("a",))
+    assert verifications[-1] == first  # evicted, so verified again
+    assert len(auth.cache) == 2
+
+
+def test_a_zero_sized_cache_verifies_every_time(verifications: list[bytes]) -> None:
+    auth = authenticator(Clock(), cache_size=0)
+    for _ in range(3):
+        auth.authenticate(bearer(token()), ("a",))
+    assert len(verifications) == 3
+    assert len(auth.cache) == 0
+
+
+def test_duplicate_authorization_is_refused_even_for_a_cached_token() -> None:
+    auth = authenticator(Clock())
+    tok = token()
+    auth.authenticate(bearer(tok), ("a",))
+    with pytest.raises(AuthFailure) as refused:
+        auth.authenticate(bearer(tok) + bearer(tok), ("a",))
+    assert refused.value.reason == "duplicate Authorization"
