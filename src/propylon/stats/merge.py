@@ -1,0 +1,92 @@
+"""Adding worker snapshots together, so ``GET /stats`` on any worker answers for all of them.
+
+Counters add; the gateway started when its first worker did and has been up as long as its
+oldest worker; an upstream's last error is the most recent one any worker saw. Routes are
+matched by (label, source) rather than position, so two workers that disagree about the route
+list (a worker restarted onto a new config) still merge into something truthful. The result is
+itself a snapshot, so merging is associative and can be done in any grouping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from propylon.stats.counters import SNAPSHOT_VERSION
+from propylon.stats.histogram import LatencyHistogram
+
+_ROUTE_COUNTERS = (
+    "requests",
+    "in_flight",
+    "upstream_errors",
+    "upstream_timeouts",
+    "bytes_in",
+    "bytes_out",
+)
+
+
+def empty_snapshot() -> dict[str, Any]:
+    """What zero workers report: the identity of ``merge_snapshots``."""
+    return {
+        "version": SNAPSHOT_VERSION,
+        "workers_reporting": 0,
+        "started_at": None,
+        "uptime_seconds": 0.0,
+        "requests": 0,
+        "unrouted": {},
+        "routes": [],
+        "upstreams": {},
+    }
+
+
+def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One snapshot covering every input; the inputs are left untouched."""
+    merged = empty_snapshot()
+    routes: dict[tuple[str, str], dict[str, Any]] = {}
+    histograms: dict[tuple[str, str], LatencyHistogram] = {}
+    for snap in snapshots:
+        if snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {snap.get('version')!r} is not {SNAPSHOT_VERSION}")
+        merged["workers_reporting"] += snap["workers_reporting"]
+        started = snap["started_at"]
+        if started is not None and (merged["started_at"] is None or started < merged["started_at"]):
+            merged["started_at"] = started
+        merged["uptime_seconds"] = max(merged["uptime_seconds"], snap["uptime_seconds"])
+        merged["requests"] += snap["requests"]
+        unrouted = merged["unrouted"]
+        for status, n in snap["unrouted"].items():
+            unrouted[status] = unrouted.get(status, 0) + n
+        for route in snap["routes"]:
+            key = (route["route"], route["source"])
+            histogram = LatencyHistogram.from_dict(route["latency"])
+            into = routes.get(key)
+            if into is None:
+                routes[key] = {**route, "responses": list(route["responses"])}
+                histograms[key] = histogram
+                continue
+            for name in _ROUTE_COUNTERS:
+                into[name] += route[name]
+            into["responses"] = [
+                a + b for a, b in zip(into["responses"], route["responses"], strict=True)
+            ]
+            histograms[key].merge(histogram)
+        for host, up in snap["upstreams"].items():
+            _merge_upstream(merged["upstreams"], host, up)
+    merged["unrouted"] = dict(sorted(merged["unrouted"].items()))
+    merged["routes"] = [
+        {**route, "latency": histograms[key].to_dict()} for key, route in routes.items()
+    ]
+    return merged
+
+
+def _merge_upstream(into: dict[str, dict[str, Any]], host: str, up: dict[str, Any]) -> None:
+    have = into.get(host)
+    if have is None:
+        into[host] = dict(up)
+        return
+    have["requests"] += up["requests"]
+    have["errors"] += up["errors"]
+    at = up["last_error_at"]
+    if at is not None and (have["last_error_at"] is None or at > have["last_error_at"]):
+        have["last_error"] = up["last_error"]
+        have["last_error_at"] = at
