@@ -1,0 +1,184 @@
+"""``propylon``: argument parsing and start-up only.
+
+Exit codes: 0 success; 1 ``check`` found problems (or ``explain`` found no route); 2 bad usage
+or, for ``run``/``routes``/``explain``, a config that cannot be used. The config readers and
+the engine are imported only by the subcommands that need them, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from propylon import __version__
+from propylon.config.model import ConfigError, ConfigFormat, GatewayConfig, Problem
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_UNUSABLE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_UNUSABLE
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="propylon", description="A JSON API gateway (native, Ocelot and seed configs)."
+    )
+    parser.add_argument("--version", action="version", version=f"propylon {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start the gateway")
+    run.add_argument("--config", required=True, metavar="PATH", help="config file")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    run.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any)")
+    run.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity",
+    )
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check", help="validate a config without starting anything")
+    check.add_argument("path", metavar="PATH")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.set_defaults(handler=_check)
+
+    routes = commands.add_parser("routes", help="print the effective route table")
+    routes.add_argument("path", metavar="PATH")
+    routes.set_defaults(handler=_routes)
+
+    explain = commands.add_parser("explain", help="show which route a request would take")
+    explain.add_argument("path", metavar="PATH")
+    explain.add_argument("method", metavar="METHOD")
+    explain.add_argument("url", metavar="URL", help="/path?query or http://host:port/path")
+    explain.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        dest="headers",
+        metavar="'Name: value'",
+        help="a request header (repeatable)",
+    )
+    explain.set_defaults(handler=_explain)
+
+    for sub in (run, check, routes, explain):
+        sub.add_argument(
+            "--format",
+            choices=[f.value for f in ConfigFormat],
+            default=None,
+            help="skip format detection",
+        )
+    return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0-65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _format(args: argparse.Namespace) -> ConfigFormat | None:
+    return ConfigFormat(args.format) if args.format else None
+
+
+def _print(problems: Sequence[Problem], stream: TextIO) -> None:
+    for problem in problems:
+        print(problem, file=stream)
+
+
+def _load_or_report(path: str, args: argparse.Namespace) -> GatewayConfig | None:
+    """The config, its warnings on stderr; or None after printing why it is unusable."""
+    from propylon.config.loader import load_config
+
+    try:
+        config = load_config(path, fmt=_format(args))
+    except ConfigError as exc:
+        _print(exc.problems, sys.stderr)
+        errors = sum(p.severity == "error" for p in exc.problems)
+        print(f"{path}: not usable ({errors} error{'' if errors == 1 else 's'})", file=sys.stderr)
+        return None
+    _print(config.warnings, sys.stderr)
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = _load_or_report(args.config, args)
+    if config is None:
+        return EXIT_UNUSABLE
+    # Imported here: the engine pulls in uvloop and the data plane, which check/routes/explain
+    # never need.
+    from propylon.engine.runner import serve
+
+    return serve(config, host=args.host, port=args.port, workers=args.workers)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from propylon.config.loader import load_config
+
+    try:
+        config = load_config(args.path, fmt=_format(args))
+    except ConfigError as exc:
+        _print(exc.problems, sys.stdout)
+        return EXIT_PROBLEMS
+    _print(config.warnings, sys.stdout)
+    count = len(config.routes)
+    warned = len(config.warnings)
+    extra = f", {warned} warning{'' if warned == 1 else 's'}" if warned else ""
+    print(
+        f"{args.path}: OK ({count} route{'' if count == 1 else 's'}, "
+        f"format {config.format.value}{extra})"
+    )
+    return EXIT_PROBLEMS if warned and args.strict else EXIT_OK
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from propylon.config.route_table import render_table
+
+    config = _load_or_report(args.path, args)
+    if config is None:
+        return EXIT_UNUSABLE
+    print(render_table(config))
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from propylon.explain import explain, parse_header
+
+    try:
+        headers = [parse_header(text) for text in args.headers]
+    except ValueError as exc:
+        print(f"propylon explain: -H: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    config = _load_or_report(args.path, args)
+    if config is None:
+        return EXIT_UNUSABLE
+    result = explain(config, args.method, args.url, headers)
+    print(result)
+    return EXIT_OK if result.matched else EXIT_PROBLEMS

@@ -1,0 +1,112 @@
+"""``load_config``: any of the three formats in, one checked ``GatewayConfig`` out.
+
+Every problem of the file is collected before giving up, so one ``propylon check`` run shows
+them all. Errors raise ``ConfigError`` (which carries the warnings too); warnings alone end up
+in ``GatewayConfig.warnings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from propylon.config.detect import detect_format
+from propylon.config.diagnostics import render
+from propylon.config.document import Document, duplicate_keys, read_document
+from propylon.config.environment import BEARER, HOW_TO_DEFINE, bearer_from_environment
+from propylon.config.model import (
+    ConfigError,
+    ConfigFormat,
+    GatewayConfig,
+    JwtProviderSpec,
+    Limits,
+    Problem,
+    StatsAccess,
+)
+from propylon.config.native import read_native
+from propylon.config.ocelot import read_ocelot
+from propylon.config.reader import ReadResult
+from propylon.config.seed import read_seed
+from propylon.route_analysis import find_conflicts
+
+
+def load_config(
+    path: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    fmt: ConfigFormat | None = None,
+) -> GatewayConfig:
+    """Read, validate and compile the config at ``path``; raises ConfigError on any error."""
+    environment = os.environ if env is None else env
+    document = read_document(path)
+    return compile_document(document, environment, fmt)
+
+
+def compile_document(
+    document: Document, env: Mapping[str, str], fmt: ConfigFormat | None = None
+) -> GatewayConfig:
+    format_ = fmt if fmt is not None else detect_format(document.data)
+    problems: list[Problem] = duplicate_keys(document)
+    result = _read(document, format_, env)
+    problems.extend(result.problems)
+    providers: dict[str, JwtProviderSpec] = dict(result.providers)
+    if format_ is not ConfigFormat.NATIVE:
+        bearer, env_problems = bearer_from_environment(env)
+        problems.extend(env_problems)
+        if bearer is not None:
+            providers[BEARER] = bearer
+    env_failed = any(p.severity == "error" for p in problems if p.file != document.file)
+    used: set[str] = set()
+    for ref in result.provider_refs:
+        used.add(ref.name)
+        failed = ref.name in result.attempted_providers or (ref.name == BEARER and env_failed)
+        if ref.name in providers or failed:
+            continue
+        problems.append(Problem(document.file, ref.path, _undefined(ref.name, format_)))
+    for name in providers:
+        if name not in used and format_ is ConfigFormat.NATIVE:
+            problems.append(
+                Problem(
+                    document.file,
+                    render(("auth_providers", name)),
+                    "defined but no route or stats section uses it",
+                    "warning",
+                )
+            )
+    problems.extend(find_conflicts(result.routes, document.file))
+    if any(p.severity == "error" for p in problems):
+        raise ConfigError(problems)
+    return GatewayConfig(
+        source=document.file,
+        format=format_,
+        routes=result.routes,
+        providers=MappingProxyType(providers),
+        base_url=result.base_url,
+        request_id_header=result.request_id_header or "X-Request-Id",
+        identity_header=result.identity_header or "User",
+        trusted_proxies=result.trusted_proxies,
+        limits=result.limits or Limits(),
+        stats=result.stats or StatsAccess(),
+        warnings=tuple(problems),
+    )
+
+
+def _read(document: Document, format_: ConfigFormat, env: Mapping[str, str]) -> ReadResult:
+    if format_ is ConfigFormat.OCELOT:
+        return read_ocelot(document)
+    if format_ is ConfigFormat.SEED:
+        return read_seed(document)
+    return read_native(document, env)
+
+
+def _undefined(name: str, format_: ConfigFormat) -> str:
+    if format_ is ConfigFormat.NATIVE:
+        return f"auth provider {name!r} is not defined under auth_providers"
+    if name == BEARER:
+        return f"needs the {BEARER!r} auth provider, which is not defined: {HOW_TO_DEFINE}"
+    return (
+        f"auth provider {name!r} is not defined: {format_.value} files can only use "
+        f"{BEARER!r} (from the environment: {HOW_TO_DEFINE}); define {name!r} in a "
+        "native config instead"
+    )

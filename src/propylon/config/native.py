@@ -1,0 +1,296 @@
+"""Reader for propylon's own format (YAML or JSON, snake_case; see docs/configuration.md).
+
+Unlike the two compatibility formats, an unknown key here is an error, not a warning: this
+format is ours, and a misspelt ``auth`` must not quietly leave a route public.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+
+from propylon.config import claim_headers, templates, values
+from propylon.config.diagnostics import Diagnostics, Loc, kind_of
+from propylon.config.document import Document
+from propylon.config.model import ClaimHeader, RouteSpec
+from propylon.config.native_settings import (
+    AuthSection,
+    Strict,
+    StrList,
+    auth_requirement,
+    read_limits,
+    read_providers,
+    read_stats,
+)
+from propylon.config.reader import ProviderRef, ReadResult
+
+VERSION = 1
+TOP_LEVEL = (
+    "propylon",
+    "base_url",
+    "identity_header",
+    "request_id_header",
+    "trusted_proxies",
+    "limits",
+    "stats",
+    "auth_providers",
+    "routes",
+)
+DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
+
+
+class _Top(Strict):
+    propylon: int = VERSION
+    base_url: str | None = None
+    identity_header: str = "User"
+    request_id_header: str = "X-Request-Id"
+    trusted_proxies: StrList = []
+
+
+class _Downstream(Strict):
+    scheme: str = "http"
+    hosts: StrList
+    path: str | None = None
+    path_prefix: str = ""
+
+
+class _Route(Strict):
+    name: str | None = None
+    methods: StrList = []
+    path: str | None = None
+    path_regex: str | None = None
+    upstream_host: str | None = None
+    case_sensitive: bool = False
+    priority: int | None = None
+    timeout: Annotated[float, Field(allow_inf_nan=False)] = DEFAULT_TIMEOUT
+    downstream: _Downstream
+    auth: AuthSection | None = None
+    claim_headers: dict[str, str] = {}
+
+
+def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
+    diag = Diagnostics(document.file)
+    data = document.data
+    if not isinstance(data, Mapping):
+        diag.error((), f"a propylon config is a mapping, got {kind_of(data)}")
+        return ReadResult((), tuple(diag.problems))
+    for key in data:
+        if key not in TOP_LEVEL:
+            diag.error((str(key),), f"unknown key; expected one of {', '.join(TOP_LEVEL)}")
+    top = _read_top(data, diag)
+    refs: list[ProviderRef] = []
+    base_dir = Path(document.file).resolve().parent
+    providers = read_providers(data.get("auth_providers"), diag, env, base_dir)
+    limits = read_limits(data.get("limits"), diag)
+    stats = read_stats(data.get("stats"), diag, refs)
+    routes = _read_routes(data.get("routes"), diag, refs)
+    raw_providers = data.get("auth_providers")
+    attempted = (
+        frozenset(str(name) for name in raw_providers)
+        if isinstance(raw_providers, Mapping)
+        else frozenset()
+    )
+    return ReadResult(
+        routes=routes,
+        problems=tuple(diag.problems),
+        provider_refs=tuple(refs),
+        providers=providers,
+        attempted_providers=attempted,
+        base_url=top.base_url,
+        request_id_header=top.request_id_header,
+        identity_header=top.identity_header,
+        trusted_proxies=tuple(top.trusted_proxies),
+        limits=limits,
+        stats=stats,
+    )
+
+
+def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
+    fields = {k: v for k, v in data.items() if k in _Top.model_fields}
+    try:
+        top = _Top.model_validate(fields)
+    except ValidationError as exc:
+        diag.validation(exc)
+        return _Top()
+    if top.propylon != VERSION:
+        diag.error(
+            ("propylon",),
+            f"unsupported format version {top.propylon}; this propylon reads version {VERSION}",
+        )
+    if top.base_url is not None:
+        try:
+            values.http_url(top.base_url, what="base_url")
+        except ValueError as exc:
+            diag.error(("base_url",), str(exc))
+    for key, check in (
+        ("identity_header", values.identity_header),
+        ("request_id_header", values.header_name),
+    ):
+        try:
+            check(getattr(top, key))
+        except ValueError as exc:
+            diag.error((key,), str(exc))
+    if top.identity_header.lower() == top.request_id_header.lower():
+        diag.error(("identity_header",), "must differ from request_id_header")
+    elif top.request_id_header.lower() in values.FORBIDDEN_IDENTITY_HEADERS:
+        diag.error(
+            ("request_id_header",),
+            f"{top.request_id_header!r} is a hop-by-hop, framing or gateway-owned header",
+        )
+    proxies: list[str] = []
+    for i, text in enumerate(top.trusted_proxies):
+        try:
+            proxies.append(values.cidr(text))
+        except ValueError as exc:
+            diag.error(("trusted_proxies", i), str(exc))
+    return top.model_copy(update={"trusted_proxies": proxies})
+
+
+def _read_routes(raw: object, diag: Diagnostics, refs: list[ProviderRef]) -> tuple[RouteSpec, ...]:
+    if raw is None:
+        diag.warning(("routes",), "no routes: every request will be answered 404")
+        return ()
+    if not isinstance(raw, list):
+        diag.error(("routes",), f"must be a list of routes, got {kind_of(raw)}")
+        return ()
+    if not raw:
+        diag.warning(("routes",), "no routes: every request will be answered 404")
+    routes: list[RouteSpec] = []
+    names: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        loc: Loc = ("routes", index)
+        try:
+            route = _Route.model_validate(item)
+        except ValidationError as exc:
+            diag.validation(exc, loc)
+            continue
+        if route.name is not None:
+            if route.name in names:
+                diag.error(
+                    (*loc, "name"), f"name {route.name!r} is already used by {names[route.name]}"
+                )
+            names.setdefault(route.name, diag.path(loc))
+        spec = _compile(route, loc, diag, refs)
+        if spec is not None:
+            routes.append(spec)
+    return tuple(routes)
+
+
+def _compile(
+    route: _Route, loc: Loc, diag: Diagnostics, refs: list[ProviderRef]
+) -> RouteSpec | None:
+    errors = len(diag.problems)
+    upstream, captured, is_regex = _upstream(route, loc, diag)
+    methods: set[str] = set()
+    if route.methods != ["*"]:
+        for i, name in enumerate(route.methods):
+            try:
+                methods.add(values.http_method(name))
+            except ValueError as exc:
+                diag.error((*loc, "methods", i), str(exc))
+    down = route.downstream
+    scheme = "http"
+    try:
+        scheme = values.scheme(down.scheme)
+    except ValueError as exc:
+        diag.error((*loc, "downstream", "scheme"), str(exc))
+    hosts = []
+    if not down.hosts:
+        diag.error((*loc, "downstream", "hosts"), "at least one host:port is required")
+    for i, text in enumerate(down.hosts):
+        try:
+            hosts.append(values.host_and_port(text, values.SCHEMES.get(scheme, 80)))
+        except ValueError as exc:
+            diag.error((*loc, "downstream", "hosts", i), str(exc))
+    if down.path is not None and upstream is not None:
+        try:
+            templates.check_downstream(down.path, captured, f"{_kind(is_regex)} {upstream!r}")
+        except ValueError as exc:
+            diag.error((*loc, "downstream", "path"), str(exc))
+    _check_prefix(down, loc, diag)
+    upstream_host = None
+    if route.upstream_host is not None:
+        try:
+            upstream_host = values.upstream_host(route.upstream_host)
+        except ValueError as exc:
+            diag.error((*loc, "upstream_host"), str(exc))
+    try:
+        values.timeout(route.timeout)
+    except ValueError as exc:
+        diag.error((*loc, "timeout"), str(exc))
+    auth = auth_requirement(route.auth, (*loc, "auth"), diag, refs) if route.auth else None
+    from_claims: list[ClaimHeader] = []
+    for header, claim in route.claim_headers.items():
+        try:
+            from_claims.append(claim_headers.from_native(header, claim))
+        except ValueError as exc:
+            diag.error((*loc, "claim_headers", header), str(exc))
+    if from_claims and auth is None:
+        diag.error((*loc, "claim_headers"), "headers from claims need `auth` on the route")
+    if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
+        return None
+    priority = route.priority
+    if priority is None:
+        priority = 0 if not is_regex and templates.is_catch_all(upstream) else 1
+    return RouteSpec(
+        source=diag.path(loc),
+        upstream_path=upstream,
+        downstream_hosts=tuple(hosts),
+        methods=frozenset(methods),
+        path_is_regex=is_regex,
+        upstream_host=upstream_host,
+        case_sensitive=route.case_sensitive,
+        priority=priority,
+        downstream_scheme=scheme,
+        downstream_path=down.path,
+        auth=auth,
+        timeout=float(route.timeout),
+        name=route.name,
+        downstream_path_prefix=down.path_prefix,
+        claim_headers=tuple(from_claims),
+    )
+
+
+def _kind(is_regex: bool) -> str:
+    return "path_regex" if is_regex else "path"
+
+
+def _upstream(route: _Route, loc: Loc, diag: Diagnostics) -> tuple[str | None, list[str], bool]:
+    if (route.path is None) == (route.path_regex is None):
+        diag.error(loc, "give exactly one of path (a template such as /users/{id}) or path_regex")
+        return None, [], False
+    if route.path is not None:
+        try:
+            return route.path, templates.check_upstream(route.path), False
+        except ValueError as exc:
+            diag.error((*loc, "path"), str(exc))
+            return None, [], False
+    assert route.path_regex is not None
+    try:
+        return route.path_regex, templates.regex_groups(route.path_regex), True
+    except ValueError as exc:
+        diag.error((*loc, "path_regex"), str(exc))
+        return None, [], True
+
+
+def _check_prefix(down: _Downstream, loc: Loc, diag: Diagnostics) -> None:
+    prefix = down.path_prefix
+    if not prefix:
+        return
+    at = (*loc, "downstream", "path_prefix")
+    if down.path is not None:
+        diag.error(at, "path_prefix only applies when downstream.path is not given")
+    elif (
+        not prefix.startswith("/")
+        or prefix.endswith("/")
+        or any(c in prefix for c in "?#")
+        or any(segment in {".", ".."} for segment in prefix.split("/"))
+    ):
+        diag.error(
+            at,
+            f"must look like /api (leading '/', no trailing '/', no '.' or '..' "
+            f"segments, no query), got {prefix!r}",
+        )

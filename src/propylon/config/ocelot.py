@@ -1,0 +1,326 @@
+"""Reader for Ocelot's ``ocelot.json`` / ``Routes.json`` (the second seed's format).
+
+Values are read leniently the way .NET's binder reads them (``"Port": "8080"`` is a port), key
+names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's documentation:
+
+- ``UpstreamHttpMethod`` empty means every method; names are case-insensitive.
+- ``Priority`` defaults to 1; a ``/{anything}`` catch-all always gets 0 (hard-wired in Ocelot).
+- ``DownstreamScheme`` falls back to ``GlobalConfiguration.DownstreamScheme``, then ``http``.
+- Timeouts: ``QoSOptions.TimeoutValue`` (milliseconds) wins over the route's ``Timeout``
+  (seconds), which wins over the global ``Timeout`` (seconds), else propylon's 30 seconds
+  (Ocelot's own default is 90; a gateway that holds a request for 90 s by default holds
+  too many of them when a service hangs). Zero means "not set", as in Ocelot.
+- ``AddHeadersToRequest`` with ``Claims[name] > value`` (optionally ``> value[i] > delim``):
+  the header is set from the verified token, and removed from every client request.
+- Several ``DownstreamHostAndPorts`` are used round robin; ``LoadBalancerOptions.Type``
+  ``NoLoadBalancer`` uses only the first, as Ocelot does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from propylon.config import claim_headers, templates, values
+from propylon.config.diagnostics import Diagnostics, Loc, kind_of
+from propylon.config.document import Document
+from propylon.config.model import AuthRequirement, ClaimHeader, DownstreamHost, RouteSpec
+from propylon.config.ocelot_keys import FILE, normalise
+from propylon.config.ocelot_models import (
+    AuthenticationModel,
+    GlobalConfiguration,
+    OcelotRoute,
+)
+from propylon.config.reader import ProviderRef, ReadResult
+
+DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
+
+
+def read_ocelot(document: Document) -> ReadResult:
+    spelling: dict[Loc, str] = {}
+    diag = Diagnostics(document.file, spelling)
+    if not isinstance(document.data, Mapping):
+        diag.error((), f"an Ocelot file is a JSON object, got {kind_of(document.data)}")
+        return ReadResult((), tuple(diag.problems))
+    data = normalise(document.data, FILE, (), spelling, diag)
+    glob = _read_global(data.get("GlobalConfiguration"), diag)
+    raw_routes = data.get("Routes")
+    if raw_routes is None:
+        diag.error(("Routes",), "required key is missing (no routes defined)")
+        raw_routes = []
+    elif not isinstance(raw_routes, list):
+        diag.error(("Routes",), f"must be a list of routes, got {kind_of(raw_routes)}")
+        raw_routes = []
+    elif not raw_routes:
+        diag.warning(("Routes",), "no routes: every request will be answered 404")
+    routes: list[RouteSpec] = []
+    refs: list[ProviderRef] = []
+    request_ids: list[tuple[Loc, str]] = []
+    for index, raw in enumerate(raw_routes):
+        loc: Loc = ("Routes", index)
+        try:
+            route = OcelotRoute.model_validate(raw)
+        except ValidationError as exc:
+            diag.validation(exc, loc)
+            continue
+        spec = _compile_route(route, loc, glob, diag, refs)
+        if route.RequestIdKey:
+            request_ids.append(((*loc, "RequestIdKey"), route.RequestIdKey))
+        if spec is not None:
+            routes.append(spec)
+    base_url = _base_url(glob, diag)
+    request_id_header = _request_id_header(glob, request_ids, diag)
+    return ReadResult(
+        routes=tuple(routes),
+        problems=tuple(diag.problems),
+        provider_refs=tuple(refs),
+        base_url=base_url,
+        request_id_header=request_id_header,
+    )
+
+
+def _read_global(raw: Any, diag: Diagnostics) -> GlobalConfiguration:
+    if raw is None:
+        return GlobalConfiguration()
+    try:
+        glob = GlobalConfiguration.model_validate(raw)
+    except ValidationError as exc:
+        diag.validation(exc, ("GlobalConfiguration",))
+        return GlobalConfiguration()
+    if glob.Timeout is not None and glob.Timeout < 0:
+        diag.error(
+            ("GlobalConfiguration", "Timeout"),
+            f"must be a positive number of seconds (0 = default), got {glob.Timeout}",
+        )
+    return glob
+
+
+def _base_url(glob: GlobalConfiguration, diag: Diagnostics) -> str | None:
+    if not glob.BaseUrl:
+        return None
+    try:
+        values.http_url(glob.BaseUrl, what="BaseUrl")
+    except ValueError as exc:
+        diag.error(("GlobalConfiguration", "BaseUrl"), str(exc))
+        return None
+    return glob.BaseUrl
+
+
+def _request_id_header(
+    glob: GlobalConfiguration, per_route: list[tuple[Loc, str]], diag: Diagnostics
+) -> str | None:
+    """One header for the whole gateway: the global key, else the routes' (if they agree)."""
+    chosen: str | None = None
+    chosen_at: Loc = ("GlobalConfiguration", "RequestIdKey")
+    if glob.RequestIdKey:
+        chosen = glob.RequestIdKey
+    elif per_route:
+        chosen_at, chosen = per_route[0]
+    if chosen is None:
+        return None
+    try:
+        values.header_name(chosen)
+    except ValueError as exc:
+        diag.error(chosen_at, str(exc))
+        return None
+    for loc, key in per_route:
+        if key.lower() != chosen.lower():
+            diag.warning(
+                loc,
+                f"propylon uses one request id header for every route; "
+                f"{chosen!r} (from {diag.path(chosen_at)}) is used here too",
+            )
+    return chosen
+
+
+def _compile_route(
+    route: OcelotRoute,
+    loc: Loc,
+    glob: GlobalConfiguration,
+    diag: Diagnostics,
+    refs: list[ProviderRef],
+) -> RouteSpec | None:
+    errors_before = sum(p.severity == "error" for p in diag.problems)
+    upstream = route.UpstreamPathTemplate
+    names: list[str] | None = None
+    try:
+        names = templates.check_upstream(upstream)
+    except ValueError as exc:
+        diag.error((*loc, "UpstreamPathTemplate"), str(exc))
+    try:
+        # with a broken upstream template, only the downstream template's own shape is judged
+        templates.check_downstream(
+            route.DownstreamPathTemplate,
+            names if names is not None else templates.placeholders(route.DownstreamPathTemplate),
+            f"UpstreamPathTemplate {upstream!r}",
+        )
+    except ValueError as exc:
+        diag.error((*loc, "DownstreamPathTemplate"), str(exc))
+    methods: set[str] = set()
+    for i, method in enumerate(route.UpstreamHttpMethod):
+        try:
+            methods.add(values.http_method(method))
+        except ValueError as exc:
+            diag.error((*loc, "UpstreamHttpMethod", i), str(exc))
+    scheme = _scheme(route, loc, glob, diag)
+    hosts = _hosts(route, loc, glob, diag)
+    auth = _auth(route, loc, diag, refs)
+    claim_headers = _claim_headers(route, loc, auth, diag)
+    upstream_host = None
+    if route.UpstreamHost:
+        try:
+            upstream_host = values.upstream_host(route.UpstreamHost)
+        except ValueError as exc:
+            diag.error((*loc, "UpstreamHost"), str(exc))
+    timeout = _timeout(route, loc, glob, diag)
+    priority = route.Priority if route.Priority is not None else 1
+    if templates.is_catch_all(upstream):
+        if route.Priority not in (None, 0):
+            diag.warning(
+                (*loc, "Priority"),
+                f"ignored: a catch-all {upstream!r} always has priority 0, as in Ocelot",
+            )
+        priority = 0
+    if sum(p.severity == "error" for p in diag.problems) > errors_before:
+        return None
+    return RouteSpec(
+        source=diag.path(loc),
+        upstream_path=upstream,
+        downstream_hosts=hosts,
+        methods=frozenset(methods),
+        upstream_host=upstream_host,
+        case_sensitive=route.RouteIsCaseSensitive,
+        priority=priority,
+        downstream_scheme=scheme,
+        downstream_path=route.DownstreamPathTemplate,
+        auth=auth,
+        timeout=timeout,
+        name=route.Key.strip() if route.Key and route.Key.strip() else None,
+        claim_headers=claim_headers,
+    )
+
+
+def _scheme(route: OcelotRoute, loc: Loc, glob: GlobalConfiguration, diag: Diagnostics) -> str:
+    if route.DownstreamScheme:
+        where, given = (*loc, "DownstreamScheme"), route.DownstreamScheme
+    elif glob.DownstreamScheme:
+        where, given = ("GlobalConfiguration", "DownstreamScheme"), glob.DownstreamScheme
+    else:
+        return "http"
+    try:
+        return values.scheme(given)
+    except ValueError as exc:
+        diag.error(where, str(exc))
+        return "http"
+
+
+def _hosts(
+    route: OcelotRoute, loc: Loc, glob: GlobalConfiguration, diag: Diagnostics
+) -> tuple[DownstreamHost, ...]:
+    where = (*loc, "DownstreamHostAndPorts")
+    if not route.DownstreamHostAndPorts:
+        diag.error(where, "at least one {Host, Port} is required")
+        return ()
+    hosts: list[DownstreamHost] = []
+    for i, entry in enumerate(route.DownstreamHostAndPorts):
+        try:
+            host = values.host_name(entry.Host)
+        except ValueError as exc:
+            diag.error((*where, i, "Host"), str(exc))
+            continue
+        try:
+            hosts.append(DownstreamHost(host, values.port(entry.Port)))
+        except ValueError as exc:
+            diag.error((*where, i, "Port"), str(exc))
+    balancer, balancer_at = _balancer(route, loc, glob)
+    kind = (balancer or "").strip().lower()
+    if kind == "noloadbalancer":
+        return tuple(hosts[:1])
+    if kind not in {"", "roundrobin"}:
+        diag.warning(
+            balancer_at,
+            f"load balancer {balancer!r} is not implemented by propylon yet; RoundRobin is used",
+        )
+    return tuple(hosts)
+
+
+def _balancer(route: OcelotRoute, loc: Loc, glob: GlobalConfiguration) -> tuple[str | None, Loc]:
+    if route.LoadBalancerOptions and route.LoadBalancerOptions.Type:
+        return route.LoadBalancerOptions.Type, (*loc, "LoadBalancerOptions", "Type")
+    if route.LoadBalancer:
+        return route.LoadBalancer, (*loc, "LoadBalancer")
+    if glob.LoadBalancerOptions and glob.LoadBalancerOptions.Type:
+        return glob.LoadBalancerOptions.Type, ("GlobalConfiguration", "LoadBalancerOptions", "Type")
+    return None, loc
+
+
+def _auth(
+    route: OcelotRoute, loc: Loc, diag: Diagnostics, refs: list[ProviderRef]
+) -> AuthRequirement | None:
+    options = route.AuthenticationOptions or AuthenticationModel()
+    at = (*loc, "AuthenticationOptions")
+    providers: list[str] = []
+    if options.AuthenticationProviderKey and options.AuthenticationProviderKey.strip():
+        providers.append(options.AuthenticationProviderKey.strip())
+        refs.append(ProviderRef(diag.path((*at, "AuthenticationProviderKey")), providers[-1]))
+    for i, key in enumerate(options.AuthenticationProviderKeys):
+        if key.strip() and key.strip() not in providers:
+            providers.append(key.strip())
+            refs.append(ProviderRef(diag.path((*at, "AuthenticationProviderKeys", i)), key.strip()))
+    scopes = tuple(s for s in options.AllowedScopes if s.strip())
+    claims = tuple(route.RouteClaimsRequirement.items())
+    if not providers:
+        # Ocelot would skip authentication and then refuse (claims) or ignore (scopes) the
+        # requirement; a requirement nobody can check is a mistake worth stopping for.
+        if scopes:
+            diag.error(
+                (*at, "AllowedScopes"),
+                "scopes need authentication: set AuthenticationOptions.AuthenticationProviderKey",
+            )
+        if claims:
+            diag.error(
+                (*loc, "RouteClaimsRequirement"),
+                "claims need authentication: set AuthenticationOptions.AuthenticationProviderKey",
+            )
+        return None
+    return AuthRequirement(
+        providers=tuple(providers), allowed_scopes=scopes, required_claims=claims
+    )
+
+
+def _claim_headers(
+    route: OcelotRoute, loc: Loc, auth: AuthRequirement | None, diag: Diagnostics
+) -> tuple[ClaimHeader, ...]:
+    found: list[ClaimHeader] = []
+    at = (*loc, "AddHeadersToRequest")
+    for name, expression in route.AddHeadersToRequest.items():
+        try:
+            found.append(claim_headers.from_ocelot(name, expression))
+        except ValueError as exc:
+            diag.error((*at, name), str(exc))
+    if found and auth is None:
+        diag.error(
+            at,
+            "headers from claims need authentication: set "
+            "AuthenticationOptions.AuthenticationProviderKey",
+        )
+    return tuple(found)
+
+
+def _timeout(route: OcelotRoute, loc: Loc, glob: GlobalConfiguration, diag: Diagnostics) -> float:
+    qos = route.QoSOptions.TimeoutValue if route.QoSOptions else None
+    for where, value, unit in (
+        ((*loc, "QoSOptions", "TimeoutValue"), qos, "milliseconds"),
+        ((*loc, "Timeout"), route.Timeout, "seconds"),
+    ):
+        if value is not None and value < 0:
+            diag.error(where, f"must be a positive number of {unit} (0 = default), got {value}")
+    if qos is not None and qos > 0:
+        return qos / 1000.0
+    if route.Timeout is not None and route.Timeout > 0:
+        return float(route.Timeout)
+    if glob.Timeout is not None and glob.Timeout > 0:
+        return float(glob.Timeout)
+    return DEFAULT_TIMEOUT

@@ -1,0 +1,73 @@
+"""Ocelot's file schema as pydantic models, read the way .NET's configuration binder reads it.
+
+The models see keys already made canonical by ``ocelot_keys.normalise``; unknown and
+unimplemented keys never reach them. Values are lenient like the binder (``"8080"`` is a
+port) but a boolean is not a number.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+
+def _not_bool(value: Any) -> Any:
+    # .NET's binder reads "8080" as a number (pydantic's lax mode agrees) but not true.
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {str(value).lower()}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HostAndPortModel(_Model):
+    Host: str
+    Port: Int
+
+
+class AuthenticationModel(_Model):
+    AuthenticationProviderKey: str | None = None
+    AuthenticationProviderKeys: list[str] = []
+    AllowedScopes: list[str] = []
+
+
+class QoSModel(_Model):
+    TimeoutValue: Int | None = None
+
+
+class LoadBalancerModel(_Model):
+    Type: str | None = None
+
+
+class OcelotRoute(_Model):
+    UpstreamPathTemplate: str
+    UpstreamHttpMethod: list[str] = []
+    DownstreamPathTemplate: str
+    DownstreamScheme: str | None = None
+    DownstreamHostAndPorts: list[HostAndPortModel] = []
+    AuthenticationOptions: AuthenticationModel | None = None
+    RouteClaimsRequirement: dict[str, str] = {}
+    AddHeadersToRequest: dict[str, str] = {}
+    Priority: Int | None = None
+    RouteIsCaseSensitive: bool = False
+    UpstreamHost: str | None = None
+    Timeout: Int | None = None
+    Key: str | None = None
+    RequestIdKey: str | None = None
+    QoSOptions: QoSModel | None = None
+    LoadBalancerOptions: LoadBalancerModel | None = None
+    LoadBalancer: str | None = None
+
+
+class GlobalConfiguration(_Model):
+    BaseUrl: str | None = None
+    RequestIdKey: str | None = None
+    DownstreamScheme: str | None = None
+    Timeout: Int | None = None
+    LoadBalancerOptions: LoadBalancerModel | None = None
