@@ -1,0 +1,1 @@
+"""The data plane: uvloop + httptools protocols on both sides of the gateway."""

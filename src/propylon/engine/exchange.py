@@ -1,0 +1,348 @@
+"""One proxied request: from the routing decision to the last byte of the response.
+
+The exchange owns an upstream connection for its lifetime and streams in both directions:
+request body chunks go upstream as they arrive, response chunks go to the client as they
+arrive, each side pausing the other when its transport buffer fills (flow control), so a
+10 MiB upload costs a few buffers of memory, not 10 MiB.
+
+Failure rules (design.md s.4): before the client has seen a response head, any upstream fault
+becomes a JSON error (502, or 504 for a timeout); after it, the client connection is cut, so a
+truncated body is never passed off as a whole one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from propylon import errors
+from propylon.engine.request import Request
+from propylon.engine.upstream import UpstreamConnection, UpstreamPool
+from propylon.policies.forwarding import RESPONSE_REWRITTEN, connection_tokens
+
+if TYPE_CHECKING:
+    from propylon.engine.server import ClientConnection
+    from propylon.pipeline import RoutePlan
+
+# RFC 9110 s.9.2.2: only these may be sent again after a connection failed mid-request.
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+CLIENT_GONE = 499  # nginx's convention for "client closed the connection first"
+
+
+class Exchange:
+    __slots__ = (
+        "_last_activity",
+        "_retried",
+        "_timeout",
+        "bytes_in",
+        "bytes_out",
+        "chunked_out",
+        "client",
+        "deadline",
+        "done",
+        "head",
+        "keep_alive",
+        "loop",
+        "plan",
+        "pool",
+        "request",
+        "request_id_line",
+        "response_started",
+        "started",
+        "status",
+        "upstream",
+        "watchdog",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        request: Request,
+        plan: RoutePlan,
+        pool: UpstreamPool,
+        head: bytes,
+        request_id_line: bytes,
+        started: float,
+    ) -> None:
+        self.client = client
+        self.request = request
+        self.plan = plan
+        self.pool = pool
+        self.head = head
+        self.request_id_line = request_id_line
+        self.loop = client.loop
+        self.started = started
+        self.upstream: UpstreamConnection | None = None
+        self.response_started = False
+        self.chunked_out = False
+        self.keep_alive = False
+        self.done = False
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._retried = False
+        self._timeout = plan.timeout
+        self._last_activity = started
+        self.watchdog = client.gateway.watchdog
+        self.deadline = started + self._timeout
+
+    # -- start ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.plan.stats.begin()
+        self.watchdog.watch(self)
+        conn = self.pool.take_idle()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            conn = await self.pool.connect()
+        except TimeoutError:
+            self._fail_before_response("timeout")
+            return
+        except OSError:
+            self._fail_before_response("refused")
+            return
+        if self.done:
+            self.pool.release(conn)
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        self.upstream = conn
+        self.pool.stats.request()
+        request = self.request
+        conn.begin(self, request.method == b"HEAD")
+        conn.write(self.head)
+        if request.body:
+            for chunk in request.body:
+                self._send_body(conn, chunk)
+            request.body = []
+            self.client.body_flushed()
+        if request.complete and request.chunked:
+            conn.write(b"0\r\n\r\n")
+
+    # -- request body (from the client) -------------------------------------------------------
+    def request_body(self, chunk: bytes) -> None:
+        self.bytes_in += len(chunk)
+        self._last_activity = self.watchdog.now
+        conn = self.upstream
+        if conn is None:
+            self.request.body.append(chunk)
+            self.client.body_buffered(len(chunk))
+        else:
+            self._send_body(conn, chunk)
+
+    def _send_body(self, conn: UpstreamConnection, chunk: bytes) -> None:
+        if self.request.chunked:
+            conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            conn.write(chunk)
+
+    def request_complete(self) -> None:
+        conn = self.upstream
+        if conn is not None and self.request.chunked:
+            conn.write(b"0\r\n\r\n")
+
+    # -- response (from the upstream) -----------------------------------------------------------
+    def upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None:
+        if self.done:
+            return
+        self._last_activity = self.watchdog.now
+        request = self.request
+        client = self.client
+        out = [b"HTTP/1.1 %d %s" % (status, reason or b"-")]
+        length: bytes | None = None
+        listed: list[bytes] | None = None
+        rid = client.gateway.request_id.lower
+        for name, value in headers:
+            lname = name.lower()
+            if lname in RESPONSE_REWRITTEN:
+                if lname == b"content-length":
+                    length = value.strip()
+                elif lname == b"connection":
+                    listed = listed or []
+                    listed.append(value)
+                continue
+            if lname == rid:
+                continue
+            out.append(name + b": " + value)
+        if listed:
+            drop = connection_tokens(listed)
+            if drop:
+                out = [out[0]] + [h for h in out[1:] if h.split(b":", 1)[0].lower() not in drop]
+        out.append(self.request_id_line)
+        no_body = request.method == b"HEAD" or status in (204, 304)
+        keep = request.keep_alive and request.complete and not client.draining
+        if no_body:
+            if length is not None and status != 204:
+                out.append(b"Content-Length: " + length)
+        elif length is not None:
+            out.append(b"Content-Length: " + length)
+        elif request.http11:
+            out.append(b"Transfer-Encoding: chunked")
+            self.chunked_out = True
+        else:
+            keep = False  # an HTTP/1.0 client learns where the body ends from the close
+        if not keep:
+            out.append(b"Connection: close")
+        elif not request.http11:
+            out.append(b"Connection: keep-alive")
+        out.append(b"\r\n")
+        self.keep_alive = keep
+        self.status = status
+        self.response_started = True
+        client.write(b"\r\n".join(out))
+
+    def upstream_body(self, chunk: bytes) -> None:
+        if self.done:
+            return
+        self.bytes_out += len(chunk)
+        self._last_activity = self.watchdog.now
+        if self.chunked_out:
+            self.client.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            self.client.write(chunk)
+
+    def upstream_complete(self, keep_alive: bool) -> None:
+        if self.done:
+            return
+        conn, self.upstream = self.upstream, None
+        if self.chunked_out:
+            self.client.write(b"0\r\n\r\n")
+        if conn is not None:
+            if keep_alive and self.request.complete:
+                self.pool.release(conn)
+            else:
+                conn.close()
+        self._finish(self.keep_alive)
+
+    def upstream_failed(self, kind: str) -> None:
+        if self.done:
+            return
+        conn, self.upstream = self.upstream, None
+        if (
+            conn is not None
+            and conn.reused
+            and not self.response_started
+            and not self._retried
+            and not self.request.has_body
+            and self.request.method in IDEMPOTENT
+        ):
+            # A pooled connection the upstream closed while we picked it: the request never
+            # reached the service, so it is safe to send once more on a fresh connection.
+            self._retried = True
+            self.loop.create_task(self._connect())
+            return
+        self.pool.stats.error(kind)
+        if self.response_started:
+            self.plan.stats.upstream_error()
+            self._abort_client()
+        else:
+            self._fail_before_response(kind)
+
+    def cork(self) -> None:
+        self.client.cork()
+
+    def uncork(self) -> None:
+        self.client.uncork()
+
+    def upstream_pause_writing(self) -> None:
+        self.client.pause_reading(self.client.PAUSE_UPSTREAM)
+
+    def upstream_resume_writing(self) -> None:
+        self.client.resume_reading(self.client.PAUSE_UPSTREAM)
+
+    # -- client-side events -------------------------------------------------------------------
+    def client_pause_writing(self) -> None:
+        conn = self.upstream
+        if conn is not None and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    def client_resume_writing(self) -> None:
+        conn = self.upstream
+        if conn is not None and conn.transport is not None:
+            conn.transport.resume_reading()
+
+    def client_gone(self) -> None:
+        if self.done:
+            return
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        if not self.response_started:
+            self.status = CLIENT_GONE
+        self._finish(False, notify_client=False)
+
+    def too_large(self) -> None:
+        """The client's body passed the limit while it was streaming upstream."""
+        if self.done:
+            return
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        if self.response_started:
+            self._abort_client()
+        else:
+            self._error(errors.PAYLOAD_TOO_LARGE)
+
+    # -- endings --------------------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        """The watchdog's call: nothing moved in either direction for ``timeout`` seconds."""
+        if self.done:
+            return
+        idle_until = self._last_activity + self._timeout
+        if now < idle_until:
+            self.deadline = idle_until
+            return
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        if self.response_started:
+            self.plan.stats.upstream_timeout()
+            self.pool.stats.error("timeout")
+            self._abort_client()
+        elif not self.request.complete:
+            # The client stopped sending its body: that is the client's timeout, not the
+            # upstream's.
+            self._error(errors.REQUEST_TIMEOUT)
+        else:
+            self._fail_before_response("timeout")
+
+    def _fail_before_response(self, kind: str) -> None:
+        if self.done:
+            return
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        if kind == "timeout":
+            self.plan.stats.upstream_timeout()
+            self.pool.stats.error("timeout")
+            self._error(errors.UPSTREAM_TIMEOUT)
+        else:
+            self.plan.stats.upstream_error()
+            self.pool.stats.error(kind)
+            self._error(
+                errors.BAD_UPSTREAM_RESPONSE if kind == "malformed" else errors.UPSTREAM_UNAVAILABLE
+            )
+
+    def _error(self, kind: errors.ErrorKind) -> None:
+        self.status = kind.status
+        keep = self.client.send_error_bytes(kind, self.request)
+        self._finish(keep)
+
+    def _abort_client(self) -> None:
+        self._finish(False, notify_client=False)
+        self.client.abort()
+
+    def _finish(self, keep_alive: bool, *, notify_client: bool = True) -> None:
+        self.done = True
+        self.watchdog.unwatch(self)
+        self.plan.stats.end(
+            self.status, self.loop.time() - self.started, self.bytes_in, self.bytes_out
+        )
+        if notify_client:
+            self.client.exchange_finished(self, keep_alive)

@@ -1,0 +1,351 @@
+"""One worker's gateway: everything built once at start-up, and the per-request decision.
+
+``decide`` is the request path in order: target form -> canonical path -> ``/stats`` ->
+route -> authentication -> authorization -> forward. Each refusal is an ``ErrorKind`` that the
+connection turns into a JSON response; nothing reaches an upstream before every check passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+import httptools
+import orjson
+
+from propylon import errors
+from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principal, authorize
+from propylon.config.model import AuthRequirement, GatewayConfig
+from propylon.engine.exchange import Exchange
+from propylon.engine.request import Request
+from propylon.engine.server import ClientConnection
+from propylon.engine.upstream import UpstreamPool
+from propylon.engine.watchdog import Watchdog
+from propylon.paths import PathRejected, canonicalise
+from propylon.pipeline import HeadComposer, RoutePlan
+from propylon.policies.claim_headers import stripped_names
+from propylon.policies.forwarding import TrustedProxies
+from propylon.policies.identity import IdentityHeader
+from propylon.policies.request_id import RequestIdPolicy
+from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
+from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+log = logging.getLogger("propylon")
+
+CHALLENGE = (("WWW-Authenticate", "Bearer"),)
+INVALID_TOKEN = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
+INSUFFICIENT_SCOPE = (("WWW-Authenticate", 'Bearer error="insufficient_scope"'),)
+UPSTREAM_IDLE_TIMEOUT = 30.0
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        worker_id: int = 0,
+        workers: int = 1,
+        run_dir: str | None = None,
+    ) -> None:
+        self.config = config
+        # Built inside the running loop that will serve it (runner and tests both do).
+        self.loop = asyncio.get_running_loop()
+        self.worker_id = worker_id
+        self.workers = workers
+        self.router = Router(config.routes)
+        self.identity = IdentityHeader(config.identity_header)
+        self.stripped_headers = stripped_names(config.routes) | {self.identity.lower}
+        self.request_id = RequestIdPolicy(config.request_id_header)
+        self.composer = HeadComposer(
+            self.identity, self.request_id, TrustedProxies(config.trusted_proxies)
+        )
+        limits = config.limits
+        self.authenticator = Authenticator(config.providers, cache_size=limits.token_cache_size)
+        hosts: dict[tuple[str, str, int], None] = {}
+        for spec in config.routes:
+            for h in spec.downstream_hosts:
+                hosts[(spec.downstream_scheme, h.host, h.port)] = None
+        self.stats = GatewayStats(
+            [(s.label, s.source) for s in config.routes],
+            sorted({f"{host}:{port}" for _scheme, host, port in hosts}),
+        )
+        self.pools = {
+            key: UpstreamPool(
+                key[0],
+                key[1],
+                key[2],
+                max_idle=limits.upstream_pool_size,
+                connect_timeout=limits.connect_timeout,
+                idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+                stats=self.stats.upstreams[f"{key[1]}:{key[2]}"],
+            )
+            for key in hosts
+        }
+        self.plans = [
+            RoutePlan(
+                route,
+                [
+                    self.pools[(route.spec.downstream_scheme, h.host, h.port)]
+                    for h in route.spec.downstream_hosts
+                ],
+                self.stats.routes[route.index],
+            )
+            for route in self.router.routes
+        ]
+        self.stats_gate = StatsGate(config.stats)
+        self.stats_path = config.stats.path if config.stats.enabled else None
+        self.stats_exchange = (
+            StatsExchange(self.stats, run_dir, worker_id, workers)
+            if run_dir is not None and workers > 1
+            else None
+        )
+        self.watchdog = Watchdog(self.loop)
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self.drained = asyncio.Event()
+        """Set when, while draining, the last client connection has closed."""
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- life cycle -----------------------------------------------------------------------------
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.watchdog.start()
+        await self.authenticator.start()
+        if self.stats_exchange is not None:
+            await self.stats_exchange.start()
+        server = await self.loop.create_server(
+            lambda: ClientConnection(self),
+            host,
+            port,
+            reuse_port=reuse_port or None,
+            backlog=4096,
+        )
+        self._servers.append(server)
+
+    @property
+    def sockets(self) -> Sequence[socket.socket]:
+        return [s for server in self._servers for s in server.sockets]
+
+    @property
+    def port(self) -> int:
+        return int(self.sockets[0].getsockname()[1])
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), then close everything."""
+        timeout = self.config.limits.drain_timeout if drain_timeout is None else drain_timeout
+        self.draining = True
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), timeout)
+        for conn in list(self.connections):
+            conn.abort()
+        for pool in self.pools.values():
+            pool.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self.watchdog.stop()
+        await self.authenticator.close()
+        if self.stats_exchange is not None:
+            await self.stats_exchange.close()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the request path -----------------------------------------------------------------------
+    def decide(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:
+        """Serve ``request`` or name why not. Returning None means the request is handled."""
+        target = request.target
+        if target[:1] == b"/":
+            raw_path, _, query = target.partition(b"?")
+        elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+            try:
+                url = httptools.parse_url(target)
+            except httptools.HttpParserInvalidURLError:
+                return errors.BAD_REQUEST
+            raw_path, query = url.path or b"/", url.query or b""
+            if url.host:
+                # RFC 9112 s.3.2.2: an absolute-form target overrides Host.
+                request.host = url.host if url.port is None else b"%s:%d" % (url.host, url.port)
+        else:
+            return errors.BAD_REQUEST
+        raw_path = raw_path.partition(b"#")[0]
+        try:
+            path = canonicalise(raw_path.decode("ascii"))
+            query_text = query.decode("ascii")
+        except (PathRejected, UnicodeDecodeError):
+            return errors.BAD_PATH
+        if path == self.stats_path:
+            return self._serve_stats(conn, request)
+        host = request.host.decode("latin-1") if request.host is not None else None
+        result = self.router.match(request.method.decode("ascii"), host, path, query_text)
+        if result.__class__ is not RouteMatch:
+            if isinstance(result, MethodNotAllowed):
+                conn._finish_with_error(
+                    errors.METHOD_NOT_ALLOWED, request, (("Allow", ", ".join(result.allowed)),)
+                )
+                return None
+            assert isinstance(result, NoRoute)
+            return errors.ROUTE_NOT_FOUND
+        assert isinstance(result, RouteMatch)
+        plan = self.plans[result.route.index]
+        requirement = plan.auth
+        if requirement is None:
+            self._forward(conn, request, plan, result, path, query_text, None)
+            return None
+        try:
+            principal = self.authenticator.authenticate(
+                request.authorization, requirement.providers
+            )
+        except KeyRefreshNeeded as refresh:
+            self._spawn(
+                self._authenticate_after_refresh(
+                    conn, request, plan, result, path, query_text, refresh
+                )
+            )
+            return None
+        except AuthFailure:
+            self._refuse(conn, request, plan, errors.UNAUTHORIZED, self._challenge(request))
+            return None
+        self._authorized(conn, request, plan, result, path, query_text, principal, requirement)
+        return None
+
+    async def _authenticate_after_refresh(
+        self,
+        conn: ClientConnection,
+        request: Request,
+        plan: RoutePlan,
+        match: RouteMatch,
+        path: str,
+        query: str,
+        refresh: KeyRefreshNeeded,
+    ) -> None:
+        await refresh.refresh()
+        if conn.transport is None or conn.transport.is_closing():
+            return
+        assert plan.auth is not None
+        try:
+            principal = self.authenticator.authenticate(request.authorization, plan.auth.providers)
+        except AuthFailure:
+            self._refuse(conn, request, plan, errors.UNAUTHORIZED, self._challenge(request))
+            return
+        self._authorized(conn, request, plan, match, path, query, principal, plan.auth)
+
+    def _authorized(
+        self,
+        conn: ClientConnection,
+        request: Request,
+        plan: RoutePlan,
+        match: RouteMatch,
+        path: str,
+        query: str,
+        principal: Principal,
+        requirement: AuthRequirement,
+    ) -> None:
+        if not authorize(principal, requirement):
+            self._refuse(conn, request, plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
+            return
+        self._forward(conn, request, plan, match, path, query, principal)
+
+    def _forward(
+        self,
+        conn: ClientConnection,
+        request: Request,
+        plan: RoutePlan,
+        match: RouteMatch,
+        path: str,
+        query: str,
+        principal: Principal | None,
+    ) -> None:
+        identity_lines: list[bytes] = []
+        if principal is not None:
+            identity_line = self.identity.line(principal.subject)
+            if identity_line is None:
+                self._refuse(conn, request, plan, errors.UNAUTHORIZED, INVALID_TOKEN)
+                return
+            identity_lines.append(identity_line)
+            if plan.claim_headers:
+                identity_lines.extend(plan.claim_headers.lines(principal.claims))
+        pool = plan.next_pool()
+        rid = self.request_id.choose(request.request_id)
+        head = self.composer.upstream_head(
+            request,
+            match.downstream_target(path, query).encode("ascii"),
+            pool,
+            peer=conn.peer,
+            scheme=b"http",
+            identity_lines=identity_lines,
+            request_id=rid,
+        )
+        exchange = Exchange(
+            conn,
+            request,
+            plan,
+            pool,
+            head,
+            self.request_id.name + b": " + rid,
+            self.loop.time(),
+        )
+        conn.proceed(exchange)
+
+    def _refuse(
+        self,
+        conn: ClientConnection,
+        request: Request,
+        plan: RoutePlan,
+        kind: errors.ErrorKind,
+        headers: tuple[tuple[str, str], ...],
+    ) -> None:
+        """A matched route said no: counted on the route, answered without the upstream."""
+        started = self.loop.time()
+        plan.stats.begin()
+        keep = conn.send_error_bytes(kind, request, headers)
+        plan.stats.end(kind.status, self.loop.time() - started, 0, 0)
+        conn.exchange_finished(None, keep)
+
+    @staticmethod
+    def _challenge(request: Request) -> tuple[tuple[str, str], ...]:
+        return INVALID_TOKEN if request.authorization else CHALLENGE
+
+    # -- /stats -----------------------------------------------------------------------------------
+    def _serve_stats(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:
+        if request.method not in (b"GET", b"HEAD"):
+            conn._finish_with_error(errors.METHOD_NOT_ALLOWED, request, (("Allow", "GET, HEAD"),))
+            return None
+        if not self.stats_gate.client_allowed(conn.peer) and not self._stats_token_ok(request):
+            return errors.FORBIDDEN
+        self._spawn(self._send_stats(conn, request))
+        return None
+
+    def _stats_token_ok(self, request: Request) -> bool:
+        requirement = self.config.stats.auth
+        if requirement is None or not request.authorization:
+            return False
+        try:
+            principal = self.authenticator.authenticate(
+                request.authorization, requirement.providers
+            )
+        except AuthFailure:
+            return False
+        return authorize(principal, requirement)
+
+    async def _send_stats(self, conn: ClientConnection, request: Request) -> None:
+        if self.stats_exchange is not None:
+            snapshot = await self.stats_exchange.collect()
+        else:
+            snapshot = self.stats.snapshot()
+        body = orjson.dumps(render_report(snapshot, workers=self.workers))
+        if conn.transport is not None and not conn.transport.is_closing():
+            conn.send_json(request, 200, body)

@@ -1,0 +1,171 @@
+"""Process model: one worker in-process, or N forked workers sharing the port.
+
+With ``--workers N`` each worker binds its own listening socket with SO_REUSEPORT, so the
+kernel spreads connections across processes without a shared accept lock. The parent only
+supervises: it forwards SIGTERM/SIGINT, restarts a worker that died unexpectedly, and exits 0
+after every worker drained. Workers are forked before any event loop exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+import uvloop
+
+from propylon.config.model import GatewayConfig
+from propylon.engine.gateway import Gateway
+
+log = logging.getLogger("propylon")
+
+RESTART_BACKOFF = 1.0
+
+
+def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> int:
+    """Run the gateway until SIGTERM or SIGINT; returns the process exit code."""
+    if workers <= 1:
+        return run_worker(config, host=host, port=port)
+    return _supervise(config, host=host, port=port, workers=workers)
+
+
+def run_worker(
+    config: GatewayConfig,
+    *,
+    host: str,
+    port: int,
+    worker_id: int = 0,
+    workers: int = 1,
+    run_dir: str | None = None,
+) -> int:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_worker_main(config, host, port, worker_id, workers, run_dir))
+
+
+async def _worker_main(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    worker_id: int,
+    workers: int,
+    run_dir: str | None,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    gateway = Gateway(config, worker_id=worker_id, workers=workers, run_dir=run_dir)
+    try:
+        await gateway.start(host, port, reuse_port=workers > 1)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        await gateway.stop(0)
+        return 1
+    if worker_id == 0:
+        shown = f"[{host}]" if ":" in host else host
+        log.info(
+            "propylon listening on http://%s:%d (%d route%s, %d worker%s)",
+            shown,
+            gateway.port,
+            len(config.routes),
+            "" if len(config.routes) == 1 else "s",
+            workers,
+            "" if workers == 1 else "s",
+        )
+    await stop.wait()
+    log.info("worker %d draining", worker_id)
+    await gateway.stop()
+    return 0
+
+
+def _check_bindable(host: str, port: int) -> str | None:
+    """Fail fast in the parent if the port is taken by someone not sharing it with us."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> int:
+    if port == 0:
+        log.error("--workers needs an explicit --port: each worker binds the same port")
+        return 2
+    problem = _check_bindable(host, port)
+    if problem is not None:
+        log.error("cannot listen on %s:%d: %s", host, port, problem)
+        return 1
+    run_dir = tempfile.mkdtemp(prefix="propylon-")
+    children: dict[int, int] = {}  # pid -> worker id
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def spawn(worker_id: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 1
+            try:
+                code = run_worker(
+                    config,
+                    host=host,
+                    port=port,
+                    worker_id=worker_id,
+                    workers=workers,
+                    run_dir=run_dir,
+                )
+            except BaseException:
+                log.exception("worker %d crashed", worker_id)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = worker_id
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for worker_id in range(workers):
+        spawn(worker_id)
+    failures = 0
+    try:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            worker_id = children.pop(pid, -1)
+            if worker_id < 0 or stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            failures += 1
+            log.error("worker %d exited with %d; restarting", worker_id, code)
+            if failures > 10 * workers:
+                log.error("workers keep failing; giving up")
+                on_signal(signal.SIGTERM, None)
+                continue
+            time.sleep(RESTART_BACKOFF)
+            if not stopping:
+                spawn(worker_id)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return 0 if stopping else 1

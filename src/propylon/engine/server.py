@@ -1,0 +1,416 @@
+"""Server side of the data plane: one protocol instance per client connection.
+
+httptools (llhttp) parses; this class enforces the limits llhttp does not (head size, header
+count, URL length, body size, the header-read deadline), serves requests strictly one at a
+time in arrival order (pipelined requests queue, with reading paused), and hands each request
+to the gateway's decision code, then to an ``Exchange``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from propylon import errors
+from propylon.engine.exchange import Exchange
+from propylon.engine.request import HeaderError, Request, sort_headers
+from propylon.engine.watchdog import NEVER
+
+if TYPE_CHECKING:
+    from propylon.engine.gateway import Gateway
+
+log = logging.getLogger("propylon.engine")
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Body bytes held for an exchange that has no upstream connection yet (it is connecting, or
+# a JWKS refresh is pending) before reading from the client pauses.
+BUFFER_HIGH_WATER = 256 * 1024
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to stop parsing; the kind is kept on the protocol."""
+
+
+class ClientConnection(asyncio.Protocol):
+    PAUSE_PIPELINE = 1
+    PAUSE_UPSTREAM = 2
+    PAUSE_BUFFER = 4
+
+    __slots__ = (
+        "_active",
+        "_buffered",
+        "_closed",
+        "_corked",
+        "_head_bytes",
+        "_header_count",
+        "_headers",
+        "_in_head",
+        "_parsing",
+        "_paused",
+        "_queue",
+        "_reject",
+        "_url",
+        "deadline",
+        "exchange",
+        "gateway",
+        "limits",
+        "loop",
+        "parser",
+        "peer",
+        "transport",
+    )
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.loop = gateway.loop
+        self.limits = gateway.config.limits
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.exchange: Exchange | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._header_count = 0
+        self._in_head = False
+        self._parsing: Request | None = None
+        self._active: Request | None = None
+        self._queue: deque[Request] = deque()
+        self._paused = 0
+        self._buffered = 0
+        self._reject: errors.ErrorKind | None = None
+        self._closed = False
+        self._corked: list[bytes] | None = None
+        self.deadline = NEVER
+        """Header deadline while a head is being read, keep-alive deadline while idle."""
+
+    @property
+    def draining(self) -> bool:
+        return self.gateway.draining
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else "unix"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.gateway.connections.add(self)
+        self.gateway.watchdog.watch(self)
+        self.deadline = self.loop.time() + self.limits.header_timeout
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            # Protocol upgrades (WebSocket, h2c) are not tunnelled: the request is served as
+            # plain HTTP without its Upgrade header, and parsing resumes after the head.
+            offset = int(upgrade.args[0]) if upgrade.args else len(data)
+            if offset < len(data):
+                self.data_received(data[offset:])
+            return
+        except (httptools.HttpParserError, _Reject) as exc:
+            if self._reject is None and isinstance(exc, httptools.HttpParserCallbackError):
+                log.exception("parser callback failed", exc_info=exc.__context__)
+                kind = errors.INTERNAL
+            else:
+                kind = self._reject or errors.BAD_REQUEST
+            self._protocol_error(kind)
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes + self.limits.max_url_bytes:
+                self._protocol_error(errors.HEADERS_TOO_LARGE)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        gateway = self.gateway
+        gateway.watchdog.unwatch(self)
+        gateway.connections.discard(self)
+        if gateway.draining and not gateway.connections:
+            gateway.drained.set()
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.client_gone()
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client_resume_writing()
+
+    # -- httptools callbacks ----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._header_count = 0
+        self._in_head = True
+        if self._active is None:
+            self.deadline = self.loop.time() + self.limits.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.limits.max_url_bytes:
+            self._reject = errors.URI_TOO_LONG
+            raise _Reject
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._head_bytes += len(name) + len(value) + 4
+        if (
+            self._header_count > self.limits.max_headers
+            or self._head_bytes > self.limits.max_header_bytes
+        ):
+            self._reject = errors.HEADERS_TOO_LARGE
+            raise _Reject
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self.deadline = NEVER
+        parser = self.parser
+        request = Request(
+            parser.get_method(),
+            self._url,
+            parser.get_http_version() == "1.1",
+            parser.should_keep_alive(),
+        )
+        try:
+            sort_headers(
+                request,
+                self._headers,
+                self.gateway.stripped_headers,
+                self.gateway.request_id.lower,
+            )
+        except HeaderError:
+            self._reject = errors.BAD_REQUEST
+            raise _Reject from None
+        self._parsing = request
+        if self._active is None:
+            self._active = request
+            self._serve(request)
+        else:
+            self._queue.append(request)
+            self.pause_reading(self.PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._parsing
+        if request is None:
+            return
+        request.body_size += len(body)
+        exchange = self.exchange
+        if request.body_size > self.limits.max_body_bytes:
+            if exchange is not None and exchange.request is request:
+                exchange.too_large()
+            elif request is self._active:
+                self._finish_with_error(errors.PAYLOAD_TOO_LARGE, request)
+            self._reject = errors.PAYLOAD_TOO_LARGE
+            raise _Reject
+        if exchange is not None and exchange.request is request:
+            exchange.request_body(body)
+        elif request is self._active or len(self._queue) <= 1:
+            request.body.append(body)
+            self.body_buffered(len(body))
+        else:
+            request.body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._parsing
+        if request is None:
+            return
+        request.complete = True
+        exchange = self.exchange
+        if exchange is not None and exchange.request is request:
+            exchange.request_complete()
+
+    # -- serving ----------------------------------------------------------------------------
+    def _serve(self, request: Request) -> None:
+        gateway = self.gateway
+        gateway.stats.request_seen()
+        if request.content_length is not None and request.content_length > (
+            self.limits.max_body_bytes
+        ):
+            self._finish_with_error(errors.PAYLOAD_TOO_LARGE, request)
+            return
+        decision = gateway.decide(self, request)
+        if decision is not None:
+            self._finish_with_error(decision, request)
+
+    def proceed(self, exchange: Exchange) -> None:
+        """The gateway accepted the request: start streaming it upstream."""
+        request = exchange.request
+        if request.expect_continue and not request.complete and request.has_body:
+            self.write(CONTINUE)
+        self.exchange = exchange
+        exchange.start()
+
+    def _finish_with_error(
+        self,
+        kind: errors.ErrorKind,
+        request: Request,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.gateway.stats.unrouted(kind.status)
+        keep = self.send_error_bytes(kind, request, extra_headers)
+        self.exchange_finished(None, keep)
+
+    def send_error_bytes(
+        self,
+        kind: errors.ErrorKind,
+        request: Request | None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> bool:
+        """Write a JSON error response; returns whether the connection may be kept."""
+        keep = request is not None and request.keep_alive and request.complete and not self.draining
+        rid = self.gateway.request_id.choose(request.request_id if request else None)
+        headers = (*extra_headers, (self.gateway.request_id.name.decode(), rid.decode()))
+        self.write(
+            errors.render_response(
+                kind,
+                keep_alive=keep,
+                extra_headers=headers,
+                head_only=request is not None and request.method == b"HEAD",
+            )
+        )
+        return keep
+
+    def send_json(self, request: Request, status: int, body: bytes) -> None:
+        keep = request.keep_alive and request.complete and not self.draining
+        rid = self.gateway.request_id.choose(request.request_id)
+        head = (
+            b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Cache-Control: no-store\r\n%s: %s\r\nConnection: %s\r\n\r\n"
+            % (
+                status,
+                len(body),
+                self.gateway.request_id.name,
+                rid,
+                b"keep-alive" if keep else b"close",
+            )
+        )
+        self.write(head if request.method == b"HEAD" else head + body)
+        self.exchange_finished(None, keep)
+
+    def exchange_finished(self, exchange: Exchange | None, keep_alive: bool) -> None:
+        self.exchange = None
+        self._active = None
+        if self._closed:
+            return
+        if not keep_alive or self.draining:
+            self._close()
+            return
+        if self._queue:
+            self.loop.call_soon(self._serve_next)
+            return
+        self.resume_reading(self.PAUSE_PIPELINE)
+        if self._in_head:
+            self.deadline = self.loop.time() + self.limits.header_timeout
+        else:
+            self.deadline = self.loop.time() + self.limits.keepalive_timeout
+
+    def _serve_next(self) -> None:
+        if self._closed or self._active is not None or not self._queue:
+            return
+        request = self._queue.popleft()
+        if not self._queue:
+            self.resume_reading(self.PAUSE_PIPELINE)
+        self._active = request
+        self._serve(request)
+
+    # -- plumbing used by exchanges -------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        corked = self._corked
+        if corked is not None:
+            corked.append(data)
+            return
+        transport = self.transport
+        if transport is not None and not self._closed:
+            transport.write(data)
+
+    def cork(self) -> None:
+        """Collect writes until ``uncork``: one send() for a response head and its body."""
+        if self._corked is None:
+            self._corked = []
+
+    def uncork(self) -> None:
+        corked, self._corked = self._corked, None
+        if corked:
+            self.write(corked[0] if len(corked) == 1 else b"".join(corked))
+
+    def abort(self) -> None:
+        self._closed = True
+        self._corked = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def body_buffered(self, size: int) -> None:
+        self._buffered += size
+        if self._buffered > BUFFER_HIGH_WATER:
+            self.pause_reading(self.PAUSE_BUFFER)
+
+    def body_flushed(self) -> None:
+        self._buffered = 0
+        self.resume_reading(self.PAUSE_BUFFER)
+
+    def pause_reading(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        if not self._paused and self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+
+    def close_if_idle(self) -> None:
+        """Used when draining: connections between requests close now."""
+        if self._active is None and not self._in_head:
+            self._close()
+
+    # -- endings --------------------------------------------------------------------------------
+    def _protocol_error(self, kind: errors.ErrorKind) -> None:
+        """The byte stream is unusable: answer if we still can, then close."""
+        if self._closed:
+            return
+        exchange = self.exchange
+        if exchange is not None and exchange.response_started:
+            self.abort()
+            return
+        if exchange is not None:
+            exchange.client_gone()
+            self.exchange = None
+        if self._active is None or self._active is self._parsing or exchange is not None:
+            self.gateway.stats.unrouted(kind.status)
+            self.write(errors.render_response(kind, keep_alive=False))
+        self._close()
+
+    def expire(self, now: float) -> None:
+        """The watchdog's call: a head took too long, or a keep-alive connection sat idle."""
+        self.deadline = NEVER
+        if self._active is not None or self._closed:
+            return
+        if self._in_head:
+            self.gateway.stats.unrouted(errors.REQUEST_TIMEOUT.status)
+            self.write(errors.render_response(errors.REQUEST_TIMEOUT, keep_alive=False))
+        self._close()
+
+    def _close(self) -> None:
+        if self._corked:
+            self.uncork()
+        self._closed = True
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,316 @@
+"""Client side of the data plane: keep-alive connections to one downstream host.
+
+A connection belongs to at most one exchange at a time; between exchanges it sits in its
+pool's idle list. Responses are parsed with httptools (llhttp) and handed to the owning
+exchange piece by piece, so bodies stream instead of being buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from typing import TYPE_CHECKING, Protocol, cast
+
+import httptools
+
+if TYPE_CHECKING:
+    from propylon.stats import UpstreamStats
+
+
+class ResponseSink(Protocol):
+    """What an upstream connection reports to the exchange that owns it."""
+
+    def upstream_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None: ...
+    def upstream_body(self, chunk: bytes) -> None: ...
+    def upstream_complete(self, keep_alive: bool) -> None: ...
+    def upstream_failed(self, kind: str) -> None: ...
+    def cork(self) -> None: ...
+    def uncork(self) -> None: ...
+    def upstream_pause_writing(self) -> None: ...
+    def upstream_resume_writing(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_body_framed",
+        "_headers",
+        "_headers_done",
+        "_in_final",
+        "_parser",
+        "_reason",
+        "broken",
+        "complete",
+        "head_request",
+        "idle_since",
+        "pool",
+        "reused",
+        "sink",
+        "transport",
+    )
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.sink: ResponseSink | None = None
+        self.head_request = False
+        self.complete = False
+        self.broken = False
+        self.reused = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._in_final = True
+        self._headers_done = False
+        self._body_framed = True
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is None:
+            # An idle connection has nothing to say; bytes here mean the peer is confused.
+            self.broken = True
+            self.close()
+            return
+        sink.cork()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.broken = True
+            if self.sink is not None:
+                self.sink = None
+                sink.upstream_failed("malformed")
+            self.close()
+        finally:
+            sink.uncork()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broken = True
+        self.pool.forget(self)
+        sink, self.sink = self.sink, None
+        if sink is None:
+            return
+        if self._headers_done and not self._body_framed and not self.complete:
+            # A close-delimited body (no Content-Length, not chunked) ends with the connection.
+            self.complete = True
+            sink.upstream_complete(False)
+            return
+        sink.upstream_failed("reset" if exc is not None else "closed")
+
+    def pause_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.sink is not None:
+            self.sink.upstream_resume_writing()
+
+    # -- httptools callbacks ----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # More bytes after a complete response: never reuse this connection.
+            self.broken = True
+        self._headers = []
+        self._headers_done = False
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200:
+            # Interim responses (100 Continue, 103 Early Hints) are not forwarded: the gateway
+            # answers Expect itself and the client waits for the final response.
+            self._in_final = False
+            return
+        self._in_final = True
+        self._headers_done = True
+        framed = self.head_request or status in (204, 304)
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length" or (
+                lname == b"transfer-encoding" and value.strip().lower().endswith(b"chunked")
+            ):
+                framed = True
+        self._body_framed = framed
+        sink = self.sink
+        if sink is None:
+            return
+        sink.upstream_head(status, self._reason, self._headers, parser.should_keep_alive())
+        if self.head_request:
+            # llhttp cannot be told a response answers HEAD, so it would wait for a body of
+            # Content-Length bytes that never comes. The response is complete here; a fresh
+            # parser keeps the connection reusable.
+            self._parser = httptools.HttpResponseParser(self)
+            self._finish(True)
+
+    def on_body(self, body: bytes) -> None:
+        sink = self.sink
+        if sink is not None and self._in_final:
+            sink.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._in_final:
+            self._in_final = True
+            return
+        self._finish(self._parser.should_keep_alive())
+
+    def _finish(self, keep_alive: bool) -> None:
+        self.complete = True
+        sink, self.sink = self.sink, None
+        if not keep_alive:
+            self.broken = True
+        if sink is not None:
+            sink.upstream_complete(keep_alive)
+
+    # -- ownership --------------------------------------------------------------------------
+    def begin(self, sink: ResponseSink, head_request: bool) -> None:
+        self.sink = sink
+        self.head_request = head_request
+        self.complete = False
+        self._in_final = True
+        self._headers_done = False
+        self._body_framed = True
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+
+    def close(self) -> None:
+        self.broken = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.broken = True
+        self.sink = None
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to one ``scheme://host:port``, most recently used first."""
+
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        *,
+        max_idle: int,
+        connect_timeout: float,
+        idle_timeout: float,
+        stats: UpstreamStats,
+    ) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.key = f"{host}:{port}"
+        self.host_header = (
+            host if (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+        ).encode("idna")
+        self.stats = stats
+        self._idle: list[UpstreamConnection] = []
+        self._max_idle = max_idle
+        self._connect_timeout = connect_timeout
+        self._idle_timeout = idle_timeout
+        self._ssl: ssl.SSLContext | None = (
+            ssl.create_default_context() if scheme == "https" else None
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def take_idle(self) -> UpstreamConnection | None:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if not conn.broken and transport is not None and not transport.is_closing():
+                conn.reused = True
+                return conn
+        return None
+
+    async def connect(self) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        _transport, conn = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: UpstreamConnection(self),
+                self.host,
+                self.port,
+                ssl=self._ssl,
+                server_hostname=self.host if self._ssl is not None else None,
+            ),
+            self._connect_timeout,
+        )
+        conn.reused = False
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        transport = conn.transport
+        if (
+            self._closed
+            or conn.broken
+            or transport is None
+            or transport.is_closing()
+            or len(self._idle) >= self._max_idle
+        ):
+            conn.close()
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        conn.idle_since = loop.time()
+        self._idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._idle_timeout, self._sweep)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+
+    def _sweep(self) -> None:
+        """Close connections idle longer than ``idle_timeout``.
+
+        Upstream servers close idle keep-alive connections on their own schedule; closing ours
+        first narrows the window in which a request is written to a connection that the peer
+        is closing at the same moment.
+        """
+        self._sweeper = None
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        cutoff = loop.time() - self._idle_timeout
+        keep = []
+        for conn in self._idle:
+            if conn.idle_since < cutoff:
+                conn.close()
+            else:
+                keep.append(conn)
+        self._idle = keep
+        if keep:
+            self._sweeper = loop.call_later(self._idle_timeout, self._sweep)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -1,0 +1,1 @@
+"""Per-request header policies: forwarding rules, the identity header, request ids."""

@@ -1,0 +1,34 @@
+"""The identity header: who the gateway vouches for.
+
+After authentication the upstream receives ``User: <sub>`` (the first seed's contract; the
+name is configurable). Services trust this header blindly because only the gateway can reach
+them, so a client must never be able to set it: any incoming header of that name, in any
+letter case, is removed on every route, public or not, before anything else happens.
+"""
+
+from __future__ import annotations
+
+import re
+
+from propylon.policies.forwarding import HOP_BY_HOP
+
+# Characters that could end a header line or smuggle a second header into the upstream request.
+_UNSAFE_VALUE = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+class IdentityHeader:
+    __slots__ = ("lower", "name")
+
+    def __init__(self, name: str) -> None:
+        lower = name.lower().encode("ascii")
+        if lower in HOP_BY_HOP:
+            raise ValueError(f"identity header {name!r} is a hop-by-hop header")
+        self.name = name.encode("ascii")
+        self.lower = lower
+
+    def line(self, subject: str) -> bytes | None:
+        """The header line for ``subject``, or None when the subject cannot be sent safely."""
+        value = subject.encode("utf-8")
+        if _UNSAFE_VALUE.search(value):
+            return None
+        return self.name + b": " + value

@@ -1,0 +1,148 @@
+"""The real `propylon run` command: workers sharing a port, /stats across them, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.support.client import request
+from tests.support.upstreams import RecordingUpstream, Seen, free_port
+
+
+def _ocelot(tmp: Path, upstream_port: int) -> Path:
+    path = tmp / "ocelot.json"
+    path.write_text(
+        json.dumps(
+            {
+                "Routes": [
+                    {
+                        "UpstreamPathTemplate": "/api/{everything}",
+                        "UpstreamHttpMethod": [],
+                        "DownstreamPathTemplate": "/{everything}",
+                        "DownstreamScheme": "http",
+                        "DownstreamHostAndPorts": [{"Host": "127.0.0.1", "Port": upstream_port}],
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+@contextmanager
+def gateway_process(config: Path, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "propylon",
+            "run",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        import socket
+
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read().decode() if proc.stdout else "exited")
+            time.sleep(0.05)
+        time.sleep(0.3 if workers > 1 else 0)  # let every worker bind
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+async def test_workers_share_the_port_and_stats_cover_all(tmp_path: Path) -> None:
+    up = await RecordingUpstream().start()
+    port = free_port()
+    try:
+        with gateway_process(_ocelot(tmp_path, up.port), port, workers=2) as proc:
+            for _ in range(40):
+                r = await request(port, "GET", "/api/things")
+                assert r.status == 200
+            report = (await request(port, "GET", "/stats")).json()
+            assert isinstance(report, dict)
+            assert report["workers"] == 2
+            route_total = sum(e["requests"] for e in report["routes"])
+            assert route_total == 40
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 15) == 0
+    finally:
+        await up.close()
+
+
+async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    async def slow(_request: web.Request, _seen: Seen) -> web.StreamResponse:
+        await asyncio.sleep(1.0)
+        return web.json_response({"slow": True})
+
+    up = await RecordingUpstream(handler=slow).start()
+    port = free_port()
+    try:
+        with gateway_process(_ocelot(tmp_path, up.port), port, workers=1) as proc:
+            pending = asyncio.create_task(request(port, "GET", "/api/slow", timeout=10))
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            r = await pending
+            assert r.status == 200 and r.json() == {"slow": True}
+            assert await asyncio.to_thread(proc.wait, 15) == 0
+    finally:
+        await up.close()
+
+
+async def test_bad_config_does_not_start(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "Routes": [
+                    {
+                        "UpstreamPathTemplate": "/x",
+                        "DownstreamPathTemplate": "/x",
+                        "DownstreamHostAndPorts": [{"Host": "h", "Port": "eighty"}],
+                    }
+                ]
+            }
+        )
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "propylon",
+        "run",
+        "--config",
+        str(bad),
+        "--port",
+        str(free_port()),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode not in (0, None)
+    text = out.decode()
+    assert str(bad) in text and "Routes[0].DownstreamHostAndPorts[0].Port" in text

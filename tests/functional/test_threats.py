@@ -1,0 +1,331 @@
+"""design.md s.4, end to end: each threat, and what the upstream did (not) receive."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import replace
+from types import MappingProxyType
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from propylon.config.model import AuthRequirement, JwtProviderSpec, Limits
+from tests.support.client import exchange_raw, request
+from tests.support.gateway import BEARER, SECRET, config, route, running, token
+from tests.support.upstreams import RecordingUpstream
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+# -- JWT ---------------------------------------------------------------------------------------
+
+
+async def _auth_status(headers: list[tuple[str, str]], target: str = "/p") -> tuple[int, int]:
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/p", up.port, auth=BEARER))) as gw:
+            r = await request(gw.port, "GET", target, headers)
+            return r.status, len(up.seen)
+    finally:
+        await up.close()
+
+
+async def test_alg_none_is_refused() -> None:
+    forged = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'sub': 'root', 'exp': 4102444800})}."
+    assert await _auth_status([("Authorization", f"Bearer {forged}")]) == (401, 0)
+
+
+async def test_missing_and_expired_exp_and_future_nbf_are_refused() -> None:
+    no_exp = jwt.encode({"sub": "a"}, SECRET, algorithm="HS256")
+    expired = token(ttl=-60)
+    future = token(nbf=int(time.time()) + 3600)
+    for t in (no_exp, expired, future):
+        assert await _auth_status([("Authorization", f"Bearer {t}")]) == (401, 0)
+
+
+async def test_token_in_query_string_is_not_accepted() -> None:
+    t = token()
+    assert await _auth_status([], f"/p?access_token={t}") == (401, 0)
+
+
+async def test_duplicate_authorization_headers_are_refused() -> None:
+    t = token()
+    headers = [("Authorization", f"Bearer {t}"), ("Authorization", f"Bearer {t}")]
+    assert await _auth_status(headers) == (401, 0)
+
+
+async def test_scheme_is_case_insensitive_and_other_schemes_fail() -> None:
+    t = token()
+    assert await _auth_status([("Authorization", f"bEaReR {t}")]) == (200, 1)
+    assert await _auth_status([("Authorization", f"Basic {t}")]) == (401, 0)
+
+
+async def test_hs_rs_key_confusion_is_refused() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/p", up.port, auth=AuthRequirement(providers=("rsa",))))
+        providers = {"rsa": JwtProviderSpec(name="rsa", algorithms=("RS256",), public_key_pem=pem)}
+        cfg = replace(cfg, providers=MappingProxyType(providers))
+        async with running(cfg) as gw:
+            now = int(time.time())
+            claims = {"sub": "mallory", "exp": now + 60}
+            # HMAC "signed" with the public key as the secret: the classic confusion attack.
+            header = _b64({"alg": "HS256", "typ": "JWT"})
+            body = _b64(claims)
+            sig = hmac.new(pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
+            forged = f"{header}.{body}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode()}"
+            r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {forged}")])
+            assert r.status == 401 and not up.seen
+            good = jwt.encode(claims, key, algorithm="RS256")
+            r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {good}")])
+            assert r.status == 200 and up.last.header("User") == "mallory"
+    finally:
+        await up.close()
+
+
+async def test_scopes_and_claims_give_403_without_reaching_upstream() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        need = AuthRequirement(
+            providers=("Bearer",),
+            allowed_scopes=("profiles:write", "admin"),
+            required_claims=(("role", "admin"),),
+        )
+        async with running(config(route("/p", up.port, auth=need))) as gw:
+            weak = token(scope="profiles:read", role="admin")
+            r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {weak}")])
+            assert r.status == 403 and r.json()["codemessage"] == "Forbidden"  # type: ignore[index]
+            user = token(scope="profiles:write", role="user")
+            r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {user}")])
+            assert r.status == 403
+            assert not up.seen
+            ok = token(scp=["admin"], role=["user", "admin"])
+            r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {ok}")])
+            assert r.status == 200 and len(up.seen) == 1
+    finally:
+        await up.close()
+
+
+# -- Identity ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["User", "user", "USER", "uSeR"])
+async def test_spoofed_identity_header_never_reaches_upstream(name: str) -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/public", up.port), route("/private", up.port, auth=BEARER))
+        async with running(cfg) as gw:
+            await request(gw.port, "GET", "/public", [(name, "admin")])
+            assert up.last.headers_named("User") == []
+            await request(
+                gw.port,
+                "GET",
+                "/private",
+                [(name, "admin"), ("Authorization", f"Bearer {token('alice')}")],
+            )
+            assert up.last.headers_named("User") == ["alice"]
+    finally:
+        await up.close()
+
+
+async def test_connection_listed_authorization_is_not_used_or_forwarded() -> None:
+    t = token()
+    headers = [("Connection", "Authorization"), ("Authorization", f"Bearer {t}")]
+    assert await _auth_status(headers) == (401, 0)
+
+
+# -- Paths -------------------------------------------------------------------------------------
+
+
+PATH_ATTACKS = [
+    "/public/%2e%2e/admin",
+    "/public/%2E%2e/admin",
+    "/public/.%2e/admin",
+    "/public/..%2fadmin",
+    "/public%2f..%2fadmin",
+    "/public/..;/admin",
+    "/public/..\\admin",
+    "/public/%5c../admin",
+    "/public/%00",
+    "/../admin",
+]
+
+
+@pytest.mark.parametrize("target", PATH_ATTACKS)
+async def test_path_tricks_are_rejected_or_stay_inside_the_template(target: str) -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/public/{everything}", up.port, "/srv/public/{everything}"))
+        async with running(cfg) as gw:
+            r = await request(gw.port, "GET", target)
+            assert r.status in (400, 404), (target, r.status)
+            for seen in up.seen:
+                assert seen.raw_path.startswith("/srv/public/")
+                assert ".." not in seen.raw_path and "%2f" not in seen.raw_path.lower()
+    finally:
+        await up.close()
+
+
+async def test_dot_segments_and_double_slashes_are_resolved_before_matching() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/public/{everything}", up.port, "/srv/{everything}"))
+        async with running(cfg) as gw:
+            r = await request(gw.port, "GET", "/public//a/./b/../c")
+            assert r.status == 200 and up.last.raw_path == "/srv/a/c"
+            r = await request(gw.port, "GET", "/admin/../public/x")
+            assert r.status == 200 and up.last.raw_path == "/srv/x"
+            r = await request(gw.port, "GET", "/public/../admin")
+            assert r.status == 404
+    finally:
+        await up.close()
+
+
+async def test_case_tricks_match_case_insensitively_but_keep_values() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(
+            route("/Admin/{id}", up.port, "/admin/{id}", auth=BEARER),
+            route("/{everything}", up.port, "/pub/{everything}", priority=0),
+        )
+        async with running(cfg) as gw:
+            r = await request(gw.port, "GET", "/aDMIN/Xy")
+            assert r.status == 401  # the protected route still matches: no bypass by case
+            assert not up.seen
+    finally:
+        await up.close()
+
+
+# -- Framing -----------------------------------------------------------------------------------
+
+
+FRAMING_ATTACKS = [
+    # CL + TE together
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    # duplicate, differing Content-Length
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc",
+    # obs-fold
+    b"GET /x HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n",
+    # bare LF line endings
+    b"GET /x HTTP/1.1\nHost: t\n\n",
+    # bare CR inside a header
+    b"GET /x HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n",
+    # Transfer-Encoding other than chunked
+    b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n",
+    # space before the colon
+    b"GET /x HTTP/1.1\r\nHost: t\r\nContent-Length : 5\r\n\r\nhello",
+    # two Host headers
+    b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    # HTTP/1.1 without Host
+    b"GET /x HTTP/1.1\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", FRAMING_ATTACKS)
+async def test_ambiguous_framing_is_refused_and_nothing_smuggled(data: bytes) -> None:
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/x", up.port), route("/smuggled", up.port))) as gw:
+            _responses, raw, closed = await exchange_raw(gw.port, data, expect=2, timeout=2)
+            assert raw.startswith(b"HTTP/1.1 400") or raw.startswith(b"HTTP/1.1 501"), raw[:80]
+            assert closed
+            assert all(s.raw_path != "/smuggled" for s in up.seen)
+            assert not up.seen
+    finally:
+        await up.close()
+
+
+async def test_pipelined_requests_each_framed_by_the_gateway() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/x", up.port), route("/y", up.port))) as gw:
+            data = (
+                b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+                b"GET /y HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            responses, _raw, _closed = await exchange_raw(gw.port, data, expect=2)
+            assert [r.status for r in responses] == [200, 200]
+            assert [(s.method, s.raw_path, s.body) for s in up.seen] == [
+                ("POST", "/x", b"hello"),
+                ("GET", "/y", b""),
+            ]
+    finally:
+        await up.close()
+
+
+# -- Limits ------------------------------------------------------------------------------------
+
+
+async def test_huge_headers_get_431_and_long_url_414() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/x", up.port), limits=Limits(max_header_bytes=4096, max_headers=20))
+        async with running(cfg) as gw:
+            big = b"GET /x HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"
+            _r, raw, closed = await exchange_raw(gw.port, big)
+            assert raw.startswith(b"HTTP/1.1 431") and closed
+            many = (
+                b"GET /x HTTP/1.1\r\nHost: t\r\n"
+                + b"".join(b"X-H%d: v\r\n" % i for i in range(30))
+                + b"\r\n"
+            )
+            _r, raw, closed = await exchange_raw(gw.port, many)
+            assert raw.startswith(b"HTTP/1.1 431")
+            long_url = b"GET /x?" + b"q" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+            _r, raw, closed = await exchange_raw(gw.port, long_url)
+            assert raw.startswith(b"HTTP/1.1 414")
+            assert not up.seen
+    finally:
+        await up.close()
+
+
+async def test_slow_headers_hit_the_deadline() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/x", up.port), limits=Limits(header_timeout=0.5))
+        async with running(cfg) as gw:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"GET /x HTTP/1.1\r\nHost: t\r\n")
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            data = await asyncio.wait_for(reader.read(), 5)
+            assert data.startswith(b"HTTP/1.1 408")
+            assert loop.time() - t0 < 3
+            writer.close()
+            # An idle connection that never starts a request is closed silently.
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            assert not up.seen
+    finally:
+        await up.close()
+
+
+async def test_connection_flood_is_survived() -> None:
+    """200 idle connections opened at once, then a normal request still works (bounded)."""
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/x", up.port), limits=Limits(header_timeout=1.0))
+        async with running(cfg) as gw:
+            conns = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(200)]
+            r = await request(gw.port, "GET", "/x")
+            assert r.status == 200
+            for _reader, writer in conns:
+                writer.close()
+    finally:
+        await up.close()

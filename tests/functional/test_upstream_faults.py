@@ -1,0 +1,166 @@
+"""Upstream faults (design.md s.4): refused, hung, malformed, truncated."""
+
+from __future__ import annotations
+
+import asyncio
+
+from propylon.errors import envelope
+from tests.support.client import exchange_raw, request
+from tests.support.gateway import config, route, running
+from tests.support.upstreams import RawUpstream, free_port, read_head
+
+
+def _no_internals(body: bytes, port: int) -> None:
+    text = body.decode()
+    assert "127.0.0.1" not in text and str(port) not in text
+    assert "Traceback" not in text and "Error" not in text.replace("UpstreamTimeout", "")
+
+
+async def test_refused_upstream_is_502_envelope() -> None:
+    port = free_port()
+    async with running(config(route("/x", port))) as gw:
+        r = await request(gw.port, "GET", "/x")
+        assert r.status == 502
+        assert r.body == envelope(
+            502, "UpstreamUnavailable", "The upstream service is unavailable."
+        )
+        _no_internals(r.body, port)
+        assert gw.stats.upstreams[f"127.0.0.1:{port}"].errors == 1
+
+
+async def test_hung_upstream_is_504_after_the_route_timeout() -> None:
+    async def hang(reader: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(10)
+
+    up = await RawUpstream(hang).start()
+    try:
+        async with running(config(route("/x", up.port, timeout=0.5))) as gw:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            r = await request(gw.port, "GET", "/x")
+            elapsed = loop.time() - t0
+            assert r.status == 504
+            assert r.json()["codemessage"] == "UpstreamTimeout"  # type: ignore[index]
+            assert 0.4 < elapsed < 3
+            _no_internals(r.body, up.port)
+    finally:
+        await up.close()
+
+
+async def test_malformed_upstream_response_is_502() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 2OO NOT OK\r\nContent-Length: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+
+    up = await RawUpstream(garbage).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            r = await request(gw.port, "GET", "/x")
+            assert r.status == 502
+            _no_internals(r.body, up.port)
+    finally:
+        await up.close()
+
+
+async def test_upstream_closing_before_answering_is_502() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.transport.abort()
+
+    up = await RawUpstream(hang_up).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            r = await request(gw.port, "POST", "/x", body=b"{}")
+            assert r.status == 502
+    finally:
+        await up.close()
+
+
+async def test_truncated_body_cuts_the_client_connection() -> None:
+    async def truncate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 400)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.transport.abort()
+
+    up = await RawUpstream(truncate).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            responses, raw, closed = await exchange_raw(
+                gw.port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            assert raw.startswith(b"HTTP/1.1 200")
+            assert closed
+            # The client saw a head promising 1000 bytes and fewer arrived: never "complete".
+            assert not any(r.complete for r in responses)
+            assert gw.stats.routes[0].upstream_errors == 1
+    finally:
+        await up.close()
+
+
+async def test_truncated_chunked_body_has_no_terminating_chunk() -> None:
+    async def truncate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.transport.abort()
+
+    up = await RawUpstream(truncate).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            responses, raw, closed = await exchange_raw(
+                gw.port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            assert closed and b"hello" in raw
+            assert not raw.endswith(b"0\r\n\r\n")
+            assert not any(r.complete for r in responses)
+    finally:
+        await up.close()
+
+
+async def test_close_delimited_upstream_body_is_rechunked_complete() -> None:
+    async def http10(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close")
+        await writer.drain()
+
+    up = await RawUpstream(http10).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            responses, _raw, _closed = await exchange_raw(
+                gw.port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            assert responses[0].complete and responses[0].body == b"until-close"
+            assert responses[0].header("Transfer-Encoding") == "chunked"
+    finally:
+        await up.close()
+
+
+async def test_stale_pooled_connection_is_retried_for_idempotent_requests() -> None:
+    """Each upstream connection answers once, then drops the next request unanswered: the race
+    of a keep-alive connection closed by the upstream just as the gateway reuses it."""
+
+    async def one_shot(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await read_head(reader)
+        writer.transport.abort()
+
+    up = await RawUpstream(one_shot).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            for _ in range(3):
+                r = await request(gw.port, "GET", "/x")
+                assert r.status == 200 and r.body == b"ok"
+            # A POST is not idempotent: it is never sent twice, the client gets the 502.
+            r = await request(gw.port, "POST", "/x", body=b"{}")
+            assert r.status in (200, 502)
+            assert up.requests >= 3
+    finally:
+        await up.close()
