@@ -1,0 +1,94 @@
+"""Refresh tokens: opaque, stored hashed, rotated on every use, revoked as a family.
+
+A refresh token is good for one use. Presenting one that was already used means a copy
+exists somewhere else, so the whole family (every token descended from that login) is
+revoked and both holders must log in again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from servicekit import ResponseCode, ServiceError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from identity.models import RefreshToken, User, as_utc
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _refused(message: str) -> ServiceError:
+    return ServiceError(401, ResponseCode.BadTokenRequest, message)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenStore:
+    ttl_seconds: int
+
+    def issue(self, session: Session, user: User, now: datetime, family_id: str = "") -> str:
+        token = secrets.token_urlsafe(32)
+        session.add(
+            RefreshToken(
+                token_hash=token_digest(token),
+                family_id=family_id or uuid.uuid4().hex,
+                user_id=user.id,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=self.ttl_seconds),
+                used_at=None,
+                revoked=False,
+            )
+        )
+        return token
+
+    def rotate(self, session: Session, token: str, now: datetime) -> tuple[User, str]:
+        """Spend `token` and return its user and a new token of the same family.
+
+        The caller commits. On reuse the family's revocation is committed here, before the
+        refusal is raised, so the rollback that follows the error cannot undo it.
+        """
+        record = session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
+        )
+        if record is None or record.revoked:
+            raise _refused("The refresh token is not valid.")
+        if record.used_at is not None:
+            self._revoke_family(session, record.family_id)
+            session.commit()
+            raise _refused("The refresh token was already used; its sessions are revoked.")
+        if as_utc(record.expires_at) <= now:
+            raise _refused("The refresh token has expired.")
+        # Conditional update: of two concurrent uses of one token, exactly one wins.
+        spent = session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == record.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if getattr(spent, "rowcount", 0) != 1:
+            session.rollback()
+            self._revoke_family(session, record.family_id)
+            session.commit()
+            raise _refused("The refresh token was already used; its sessions are revoked.")
+        user = session.get(User, record.user_id)
+        if user is None:
+            raise _refused("The refresh token is not valid.")
+        return user, self.issue(session, user, now, record.family_id)
+
+    def revoke(self, session: Session, token: str) -> None:
+        family = session.scalar(
+            select(RefreshToken.family_id).where(RefreshToken.token_hash == token_digest(token))
+        )
+        if family is not None:
+            self._revoke_family(session, family)
+
+    @staticmethod
+    def _revoke_family(session: Session, family_id: str) -> None:
+        session.execute(
+            update(RefreshToken).where(RefreshToken.family_id == family_id).values(revoked=True)
+        )

@@ -1,0 +1,1 @@
+"""propylon's reference profiles service."""

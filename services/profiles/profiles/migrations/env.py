@@ -1,0 +1,8 @@
+"""Alembic environment: DATABASE_URL (or the service default) against profiles' models."""
+
+from servicekit.migrations import run_env
+
+from profiles.models import Base
+from profiles.settings import ProfilesSettings
+
+run_env(Base.metadata, ProfilesSettings.from_env().database_url)

@@ -1,0 +1,28 @@
+"""Request bodies. Constraint messages become the seed's validation shape (servicekit)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DisplayName = Annotated[str, Field(min_length=1, max_length=100)]
+Bio = Annotated[str, Field(max_length=1000)]
+Location = Annotated[str, Field(max_length=100)]
+
+
+class NewProfile(BaseModel):
+    # Unknown fields (an `owner`, say) are refused rather than silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName
+    bio: Bio = ""
+    location: Location = ""
+
+
+class ProfileChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName | None = None
+    bio: Bio | None = None
+    location: Location | None = None
