@@ -1,0 +1,64 @@
+# propylon: the two commands a new user runs are `make run` and `make test`.
+# Everything they need is installed by the targets below (virtualenv, Python packages and,
+# for the benchmark smoke test, Debian's nginx and wrk).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SERVICE_PKGS := $(wildcard services/*/pyproject.toml)
+
+.PHONY: help install run test lint typecheck unit bench bench-quick bench-soak clean
+
+help:
+	@echo "make run          start the whole stack on this machine (Ctrl-C stops it)"
+	@echo "make test         lint, type-check and run every test (what CI runs)"
+	@echo "make bench        propylon vs nginx, full interleaved run (minutes)"
+	@echo "make bench-quick  2-second smoke run of the benchmark harness"
+	@echo "make bench-soak   5-minute memory soak at 500 connections"
+
+$(STAMP): pyproject.toml $(SERVICE_PKGS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "propylon needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		{ echo "could not create a virtualenv: on Debian/Ubuntu install python3-venv"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' $(foreach p,$(dir $(SERVICE_PKGS)),-e ./$(p))
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m propylon.stack
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests $(wildcard services) $(wildcard benchmarks)
+	$(VENV)/bin/ruff format --check src tests $(wildcard services) $(wildcard benchmarks)
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+	@for p in $(dir $(SERVICE_PKGS)); do \
+		echo "mypy $$p"; (cd $$p && ../../$(VENV)/bin/mypy) || exit 1; done
+
+unit: $(STAMP)
+	@scripts/ensure-compose
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit bench-quick
+
+bench: $(STAMP)
+	benchmarks/ensure-tools
+	$(PY) benchmarks/bench.py
+
+bench-quick: $(STAMP)
+	@benchmarks/ensure-tools; rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "SKIPPED bench-quick: nginx/wrk missing and cannot be installed (not root)"; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; \
+	else $(PY) benchmarks/bench.py --quick; fi
+
+bench-soak: $(STAMP)
+	benchmarks/ensure-tools
+	$(PY) benchmarks/bench.py --scenarios soak
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

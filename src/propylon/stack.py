@@ -1,0 +1,200 @@
+"""`make run`: the whole stack on this machine, embedded defaults, one command.
+
+Starts the identity service, the profiles service (SQLite files and generated development
+keys under ``.run/``) and the gateway with ``deploy/ocelot.local.json`` (the second seed's
+format; written to the state directory with this run's ports), waits until each answers,
+prints where everything listens and a short curl walkthrough, and stops everything cleanly
+on Ctrl-C (or SIGTERM).
+
+This is a developer convenience, not how production runs: see docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WALKTHROUGH = """
+propylon stack is up:
+  gateway   http://{host}:{gw}        (the only thing clients should talk to)
+  identity  http://127.0.0.1:{idp}   (internal; OpenAPI at /docs)
+  profiles  http://127.0.0.1:{prof}   (internal; OpenAPI at /docs)
+  state     {state}  (SQLite files, keys, avatars; delete it to start over)
+  admin     {admin_user} / {admin_password}
+
+Try it:
+  curl -s -XPOST http://{host}:{gw}/auth/users -H 'Content-Type: application/json' \\
+       -d '{{"username":"ada","password":"correct-horse-battery"}}'
+  TOKEN=$(curl -s -XPOST http://{host}:{gw}/auth/token -H 'Content-Type: application/json' \\
+       -d '{{"username":"ada","password":"correct-horse-battery"}}' \\
+       | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])')
+  curl -s -XPOST http://{host}:{gw}/profiles -H "Authorization: Bearer $TOKEN" \\
+       -H 'Content-Type: application/json' -d '{{"display_name":"Ada"}}'
+  curl -s http://{host}:{gw}/profiles -H "Authorization: Bearer $TOKEN"
+  curl -s http://{host}:{gw}/no-such-route          # 404 RouteNotFound
+  curl -s http://{host}:{gw}/profiles               # 401 Unauthorized
+  curl -s http://{host}:{gw}/stats                  # gateway statistics (loopback only)
+
+Ctrl-C stops everything.
+"""
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited with {proc.returncode} during start-up; see above")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{name} did not answer on {url} within {timeout:.0f} s")
+
+
+def _gateway_config(state: Path, identity_port: int, profiles_port: int) -> Path:
+    """deploy/ocelot.local.json with the service ports this run uses."""
+    config = json.loads((ROOT / "deploy" / "ocelot.local.json").read_text())
+    ports = {8001: identity_port, 8002: profiles_port}
+    for route in config["Routes"]:
+        for host in route["DownstreamHostAndPorts"]:
+            host["Port"] = ports.get(host["Port"], host["Port"])
+    path = state / "gateway.ocelot.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    # SIGTERM stops the stack the same way Ctrl-C does.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m propylon.stack", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="gateway address (default loopback)")
+    parser.add_argument("--port", type=int, default=8000, help="gateway port")
+    parser.add_argument("--identity-port", type=int, default=8001)
+    parser.add_argument("--profiles-port", type=int, default=8002)
+    parser.add_argument("--state", default=str(ROOT / ".run"), help="where state is kept")
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    args = parser.parse_args(argv)
+
+    state = Path(args.state)
+    (state / "identity").mkdir(parents=True, exist_ok=True)
+    (state / "profiles").mkdir(parents=True, exist_ok=True)
+    admin_user = os.environ.get("IDENTITY_ADMIN_USERNAME", "admin")
+    admin_password = os.environ.get("IDENTITY_ADMIN_PASSWORD", "change-me-admin-password")
+    base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    identity_env = {
+        **base_env,
+        "IDENTITY_DATA_DIR": str(state / "identity"),
+        "IDENTITY_MIGRATE": "true",
+        "IDENTITY_ADMIN_USERNAME": admin_user,
+        "IDENTITY_ADMIN_PASSWORD": admin_password,
+    }
+    profiles_env = {
+        **base_env,
+        "PROFILES_DATA_DIR": str(state / "profiles"),
+        "PROFILES_MIGRATE": "true",
+        # The gateway injects X-User-Role from the verified token and strips any client copy.
+        "PROFILES_TRUST_ROLE_HEADER": "true",
+    }
+    jwks = f"http://127.0.0.1:{args.identity_port}/auth/.well-known/jwks.json"
+    gateway_env = {
+        **base_env,
+        "PROPYLON_JWKS_URL": jwks,
+        "PROPYLON_JWT_ALGORITHMS": "RS256",
+        "PROPYLON_JWT_ISSUER": identity_env.get("IDENTITY_ISSUER", "propylon-identity"),
+    }
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT)  # noqa: S603 (our own commands)
+        procs.append((name, proc))
+        return proc
+
+    def stop(*_: object) -> None:
+        for _name, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(procs):
+            try:
+                proc.wait(25)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    py = sys.executable
+    try:
+        identity = start(
+            "identity",
+            [py, "-m", "identity", "--host", "127.0.0.1", "--port", str(args.identity_port)],
+            identity_env,
+        )
+        profiles = start(
+            "profiles",
+            [py, "-m", "profiles", "--host", "127.0.0.1", "--port", str(args.profiles_port)],
+            profiles_env,
+        )
+        _wait_http(f"http://127.0.0.1:{args.identity_port}/healthz", identity, "identity")
+        _wait_http(f"http://127.0.0.1:{args.profiles_port}/healthz", profiles, "profiles")
+        gateway = start(
+            "gateway",
+            [
+                py,
+                "-m",
+                "propylon",
+                "run",
+                "--config",
+                str(_gateway_config(state, args.identity_port, args.profiles_port)),
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+            ],
+            gateway_env,
+        )
+        _wait_http(f"http://127.0.0.1:{args.port}/stats", gateway, "gateway")
+        print(
+            WALKTHROUGH.format(
+                host=args.host,
+                gw=args.port,
+                idp=args.identity_port,
+                prof=args.profiles_port,
+                state=state,
+                admin_user=admin_user,
+                admin_password=admin_password,
+            ),
+            flush=True,
+        )
+        while all(proc.poll() is None for _name, proc in procs):
+            time.sleep(0.5)
+        dead = [name for name, proc in procs if proc.poll() is not None]
+        print(f"stopping: {', '.join(dead)} exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping the stack...", file=sys.stderr)
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
