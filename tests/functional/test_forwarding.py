@@ -277,3 +277,38 @@ async def test_body_limit_gives_413_without_reaching_upstream() -> None:
             assert not any(s.body_len == 1001 for s in up.seen)
     finally:
         await up.close()
+
+
+async def test_fragment_never_reaches_the_upstream() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            r = await request(gw.port, "GET", "/x?a=1#frag")
+            assert r.status == 200
+            assert up.last.path_qs == "/x?a=1"
+            r = await request(gw.port, "GET", "/x#frag?b=2")
+            assert r.status == 200
+            assert up.last.path_qs == "/x"
+    finally:
+        await up.close()
+
+
+async def test_repeated_targets_route_the_same_and_hosts_are_respected() -> None:
+    """The decision cache must give the same answers as routing afresh."""
+    a = await RecordingUpstream().start()
+    b = await RecordingUpstream().start()
+    try:
+        cfg = config(
+            route("/x/{id}", a.port, "/a/{id}", upstream_host="a.example"),
+            route("/x/{id}", b.port, "/b/{id}"),
+        )
+        async with running(cfg) as gw:
+            for _ in range(3):
+                await request(gw.port, "GET", "/x/1", host="a.example")
+                assert a.last.path_qs == "/a/1"
+                await request(gw.port, "GET", "/x/1", host="other.example")
+                assert b.last.path_qs == "/b/1"
+            assert len(a.seen) == 3 and len(b.seen) == 3
+    finally:
+        await a.close()
+        await b.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -57,6 +58,7 @@ def gateway_process(config: Path, port: int, workers: int) -> Iterator[subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 15
@@ -72,8 +74,9 @@ def gateway_process(config: Path, port: int, workers: int) -> Iterator[subproces
         time.sleep(0.3 if workers > 1 else 0)  # let every worker bind
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        # The whole session: a failing test must not leave workers serving the port.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
 
@@ -146,3 +149,38 @@ async def test_bad_config_does_not_start(tmp_path: Path) -> None:
     assert proc.returncode not in (0, None)
     text = out.decode()
     assert str(bad) in text and "Routes[0].DownstreamHostAndPorts[0].Port" in text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+async def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    up = await RecordingUpstream().start()
+    port = free_port()
+    try:
+        with gateway_process(_ocelot(tmp_path, up.port), port, workers=2) as proc:
+            children = await asyncio.to_thread(_children, proc.pid)
+            assert len(children) == 2
+            proc.kill()  # SIGKILL: the supervisor gets no chance to stop its workers
+            await asyncio.to_thread(proc.wait, 5)
+            assert await asyncio.to_thread(_wait_gone, children, 10)
+    finally:
+        await up.close()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httptools
@@ -42,6 +43,15 @@ CHALLENGE = (("WWW-Authenticate", "Bearer"),)
 INVALID_TOKEN = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
 INSUFFICIENT_SCOPE = (("WWW-Authenticate", 'Bearer error="insufficient_scope"'),)
 UPSTREAM_IDLE_TIMEOUT = 30.0
+DECISION_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Where a request goes: its route's plan and the downstream request target."""
+
+    plan: RoutePlan
+    target: bytes
 
 
 class Gateway:
@@ -106,6 +116,8 @@ class Gateway:
             else None
         )
         self.watchdog = Watchdog(self.loop)
+        self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
+        self._host_sensitive = any(spec.upstream_host for spec in config.routes)
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()
@@ -168,6 +180,43 @@ class Gateway:
     def decide(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:
         """Serve ``request`` or name why not. Returning None means the request is handled."""
         target = request.target
+        key = (request.method, target, request.host if self._host_sensitive else None)
+        routed = self._decisions.get(key)
+        if routed is None:
+            outcome = self._route(conn, request)
+            if not isinstance(outcome, Routed):
+                return outcome
+            routed = outcome
+            if target[:1] == b"/":
+                # Same method, raw target (and Host where routes look at it): same decision,
+                # because the router is immutable. Bounded, so unique URLs cannot grow it.
+                if len(self._decisions) >= DECISION_CACHE_SIZE:
+                    self._decisions.clear()
+                self._decisions[key] = routed
+        requirement = routed.plan.auth
+        if requirement is None:
+            self._forward(conn, request, routed, None)
+            return None
+        try:
+            principal = self.authenticator.authenticate(
+                request.authorization, requirement.providers
+            )
+        except KeyRefreshNeeded as refresh:
+            self._spawn(self._authenticate_after_refresh(conn, request, routed, refresh))
+            return None
+        except AuthFailure:
+            self._refuse(conn, request, routed.plan, errors.UNAUTHORIZED, self._challenge(request))
+            return None
+        self._authorized(conn, request, routed, principal, requirement)
+        return None
+
+    def _route(
+        self, conn: ClientConnection, request: Request
+    ) -> Routed | errors.ErrorKind | None:
+        """Target form -> canonical path -> /stats or a route (None: answered already)."""
+        # A fragment is never sent by a conforming client and never goes upstream, not even
+        # inside the query.
+        target = request.target.partition(b"#")[0]
         if target[:1] == b"/":
             raw_path, _, query = target.partition(b"?")
         elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
@@ -181,7 +230,6 @@ class Gateway:
                 request.host = url.host if url.port is None else b"%s:%d" % (url.host, url.port)
         else:
             return errors.BAD_REQUEST
-        raw_path = raw_path.partition(b"#")[0]
         try:
             path = canonicalise(raw_path.decode("ascii"))
             query_text = query.decode("ascii")
@@ -191,84 +239,59 @@ class Gateway:
             return self._serve_stats(conn, request)
         host = request.host.decode("latin-1") if request.host is not None else None
         result = self.router.match(request.method.decode("ascii"), host, path, query_text)
-        if result.__class__ is not RouteMatch:
-            if isinstance(result, MethodNotAllowed):
-                conn._finish_with_error(
-                    errors.METHOD_NOT_ALLOWED, request, (("Allow", ", ".join(result.allowed)),)
-                )
-                return None
-            assert isinstance(result, NoRoute)
-            return errors.ROUTE_NOT_FOUND
-        assert isinstance(result, RouteMatch)
-        plan = self.plans[result.route.index]
-        requirement = plan.auth
-        if requirement is None:
-            self._forward(conn, request, plan, result, path, query_text, None)
-            return None
-        try:
-            principal = self.authenticator.authenticate(
-                request.authorization, requirement.providers
-            )
-        except KeyRefreshNeeded as refresh:
-            self._spawn(
-                self._authenticate_after_refresh(
-                    conn, request, plan, result, path, query_text, refresh
-                )
+        if isinstance(result, RouteMatch):
+            downstream = result.downstream_target(path, query_text).encode("ascii")
+            return Routed(self.plans[result.route.index], downstream)
+        if isinstance(result, MethodNotAllowed):
+            conn._finish_with_error(
+                errors.METHOD_NOT_ALLOWED, request, (("Allow", ", ".join(result.allowed)),)
             )
             return None
-        except AuthFailure:
-            self._refuse(conn, request, plan, errors.UNAUTHORIZED, self._challenge(request))
-            return None
-        self._authorized(conn, request, plan, result, path, query_text, principal, requirement)
-        return None
+        assert isinstance(result, NoRoute)
+        return errors.ROUTE_NOT_FOUND
 
     async def _authenticate_after_refresh(
         self,
         conn: ClientConnection,
         request: Request,
-        plan: RoutePlan,
-        match: RouteMatch,
-        path: str,
-        query: str,
+        routed: Routed,
         refresh: KeyRefreshNeeded,
     ) -> None:
         await refresh.refresh()
         if conn.transport is None or conn.transport.is_closing():
             return
-        assert plan.auth is not None
+        requirement = routed.plan.auth
+        assert requirement is not None
         try:
-            principal = self.authenticator.authenticate(request.authorization, plan.auth.providers)
+            principal = self.authenticator.authenticate(
+                request.authorization, requirement.providers
+            )
         except AuthFailure:
-            self._refuse(conn, request, plan, errors.UNAUTHORIZED, self._challenge(request))
+            self._refuse(conn, request, routed.plan, errors.UNAUTHORIZED, self._challenge(request))
             return
-        self._authorized(conn, request, plan, match, path, query, principal, plan.auth)
+        self._authorized(conn, request, routed, principal, requirement)
 
     def _authorized(
         self,
         conn: ClientConnection,
         request: Request,
-        plan: RoutePlan,
-        match: RouteMatch,
-        path: str,
-        query: str,
+        routed: Routed,
         principal: Principal,
         requirement: AuthRequirement,
     ) -> None:
         if not authorize(principal, requirement):
-            self._refuse(conn, request, plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
+            self._refuse(conn, request, routed.plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
             return
-        self._forward(conn, request, plan, match, path, query, principal)
+        self._forward(conn, request, routed, principal)
 
     def _forward(
         self,
         conn: ClientConnection,
         request: Request,
-        plan: RoutePlan,
-        match: RouteMatch,
-        path: str,
-        query: str,
+        routed: Routed,
         principal: Principal | None,
     ) -> None:
+        plan = routed.plan
         identity_lines: list[bytes] = []
         if principal is not None:
             identity_line = self.identity.line(principal.subject)
@@ -282,7 +305,7 @@ class Gateway:
         rid = self.request_id.choose(request.request_id)
         head = self.composer.upstream_head(
             request,
-            match.downstream_target(path, query).encode("ascii"),
+            routed.target,
             pool,
             peer=conn.peer,
             scheme=b"http",

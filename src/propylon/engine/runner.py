@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ from propylon.engine.gateway import Gateway
 log = logging.getLogger("propylon")
 
 RESTART_BACKOFF = 1.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> int:
@@ -85,6 +87,21 @@ async def _worker_main(
     return 0
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker drains and exits when the supervisor dies, even by SIGKILL.
+
+    Without this, killing the supervisor hard (an OOM kill, a careless `kill -9`) leaves
+    workers serving the port with nobody to restart or stop them.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: best effort only
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _check_bindable(host: str, port: int) -> str | None:
     """Fail fast in the parent if the port is taken by someone not sharing it with us."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -107,6 +124,7 @@ def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> 
         log.error("cannot listen on %s:%d: %s", host, port, problem)
         return 1
     run_dir = tempfile.mkdtemp(prefix="propylon-")
+    parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker id
     stopping = False
 
@@ -122,6 +140,7 @@ def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> 
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with_parent(parent)
             code = 1
             try:
                 code = run_worker(
