@@ -210,9 +210,7 @@ class Gateway:
         self._authorized(conn, request, routed, principal, requirement)
         return None
 
-    def _route(
-        self, conn: ClientConnection, request: Request
-    ) -> Routed | errors.ErrorKind | None:
+    def _route(self, conn: ClientConnection, request: Request) -> Routed | errors.ErrorKind | None:
         """Target form -> canonical path -> /stats or a route (None: answered already)."""
         # A fragment is never sent by a conforming client and never goes upstream, not even
         # inside the query.
