@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml $(SERVICE_PKGS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		{ echo "could not create a virtualenv: on Debian/Ubuntu install python3-venv"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' $(foreach p,$(dir $(SERVICE_PKGS)),-e ./$(p))
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./services/servicekit \
+		-e './services/identity[postgresql]' -e './services/profiles[postgresql]'
 	@touch $(STAMP)
 
 install: $(STAMP)
