@@ -17,7 +17,7 @@ help:
 	@echo "make bench-quick  2-second smoke run of the benchmark harness"
 	@echo "make bench-soak   5-minute memory soak at 500 connections"
 
-$(STAMP): pyproject.toml $(SERVICE_PKGS)
+$(STAMP): Makefile pyproject.toml $(SERVICE_PKGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "propylon needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
