@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from servicekit import ResponseCode, ServiceError
+from servicekit.database import as_utc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from identity.models import RefreshToken, User, as_utc
+from identity.models import RefreshToken, User
 
 
 def token_digest(token: str) -> str:

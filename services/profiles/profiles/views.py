@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from profiles.models import Profile, as_utc
+from servicekit.database import as_utc
+
+from profiles.models import Profile
 
 
 def profile_view(profile: Profile) -> dict[str, Any]:

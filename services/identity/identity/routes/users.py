@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from servicekit import ResponseCode, ServiceError, envelope
 from servicekit.caller import caller_name
+from servicekit.database import as_utc
 from servicekit.pagination import PageRequest, page_request
 from servicekit.validation import single_field_failure
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from identity.context import IdentityContext
-from identity.models import ROLE_ADMIN, ROLE_USER, User, as_utc
+from identity.models import ROLE_ADMIN, ROLE_USER, User
 from identity.schemas import NewUser, RoleChange
 
 
