@@ -148,14 +148,15 @@ class Exchange:
     # -- response (from the upstream) -----------------------------------------------------------
     def upstream_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
-    ) -> None:
+    ) -> bool:
         if self.done:
-            return
+            return True
         self._last_activity = self.watchdog.now
         request = self.request
         client = self.client
         out = [b"HTTP/1.1 %d %s" % (status, reason or b"-")]
         length: bytes | None = None
+        chunked = False
         listed: list[bytes] | None = None
         rid = client.gateway.request_id.lower
         for name, value in headers:
@@ -163,6 +164,8 @@ class Exchange:
             if lname in RESPONSE_REWRITTEN:
                 if lname == b"content-length":
                     length = value.strip()
+                elif lname == b"transfer-encoding":
+                    chunked = value.rstrip().lower().endswith(b"chunked")
                 elif lname == b"connection":
                     listed = listed or []
                     listed.append(value)
@@ -196,6 +199,7 @@ class Exchange:
         self.status = status
         self.response_started = True
         client.write(b"\r\n".join(out))
+        return no_body or chunked or length is not None
 
     def upstream_body(self, chunk: bytes) -> None:
         if self.done:

@@ -24,7 +24,10 @@ class ResponseSink(Protocol):
 
     def upstream_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
-    ) -> None: ...
+    ) -> bool:
+        """Take a final response head; returns whether its body is framed (Content-Length,
+        chunked, or no body at all) rather than delimited by the connection closing."""
+        ...
     def upstream_body(self, chunk: bytes) -> None: ...
     def upstream_complete(self, keep_alive: bool) -> None: ...
     def upstream_failed(self, kind: str) -> None: ...
@@ -140,18 +143,12 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._in_final = True
         self._headers_done = True
-        framed = self.head_request or status in (204, 304)
-        for name, value in self._headers:
-            lname = name.lower()
-            if lname == b"content-length" or (
-                lname == b"transfer-encoding" and value.strip().lower().endswith(b"chunked")
-            ):
-                framed = True
-        self._body_framed = framed
         sink = self.sink
         if sink is None:
             return
-        sink.upstream_head(status, self._reason, self._headers, parser.should_keep_alive())
+        self._body_framed = sink.upstream_head(
+            status, self._reason, self._headers, parser.should_keep_alive()
+        )
         if self.head_request:
             # llhttp cannot be told a response answers HEAD, so it would wait for a body of
             # Content-Length bytes that never comes. The response is complete here; a fresh
