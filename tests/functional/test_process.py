@@ -184,3 +184,49 @@ async def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> Non
             assert await asyncio.to_thread(_wait_gone, children, 10)
     finally:
         await up.close()
+
+
+async def test_rs256_provider_from_a_pem_file_in_the_environment(tmp_path: Path) -> None:
+    """PROPYLON_JWT_PUBLIC_KEY + RS256 through the real command, as users configure it."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "public.pem"
+    pem.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    config = tmp_path / "routes.json"
+    up = await RecordingUpstream().start()
+    config.write_text(
+        json.dumps(
+            {
+                "Routes": [
+                    {
+                        "UpstreamPathTemplate": "/p",
+                        "UpstreamHttpMethod": ["GET"],
+                        "DownstreamPathTemplate": "/p",
+                        "DownstreamHostAndPorts": [{"Host": "127.0.0.1", "Port": up.port}],
+                        "AuthenticationOptions": {"AuthenticationProviderKey": "Bearer"},
+                    }
+                ]
+            }
+        )
+    )
+    port = free_port()
+    os.environ["PROPYLON_JWT_PUBLIC_KEY"] = str(pem)
+    os.environ["PROPYLON_JWT_ALGORITHMS"] = "RS256"
+    try:
+        with gateway_process(config, port, workers=1):
+            good = jwt.encode({"sub": "ada", "exp": int(time.time()) + 60}, key, "RS256")
+            r = await request(port, "GET", "/p", [("Authorization", f"Bearer {good}")])
+            assert r.status == 200 and up.last.header("User") == "ada"
+            r = await request(port, "GET", "/p")
+            assert r.status == 401
+    finally:
+        del os.environ["PROPYLON_JWT_PUBLIC_KEY"]
+        del os.environ["PROPYLON_JWT_ALGORITHMS"]
+        await up.close()

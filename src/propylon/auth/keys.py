@@ -93,11 +93,9 @@ def check_algorithms(spec: JwtProviderSpec) -> None:
             f"provider {spec.name!r}: unsupported algorithm(s) {', '.join(unknown)}; "
             f"use {', '.join(sorted(SUPPORTED_ALGORITHMS))}"
         )
-    sources = [
-        s
-        for s in (spec.secret, spec.public_key_pem, spec.public_key_file, spec.jwks_url)
-        if s is not None
-    ]
+    # A PEM and the file it was read from are one key source, not two.
+    public_key = spec.public_key_pem if spec.public_key_pem is not None else spec.public_key_file
+    sources = [s for s in (spec.secret, public_key, spec.jwks_url) if s is not None]
     if len(sources) != 1:
         raise ValueError(
             f"provider {spec.name!r}: set exactly one of secret, public key (PEM or file), JWKS URL"

@@ -111,7 +111,9 @@ class RouteSpec:
 
 @dataclass(frozen=True, slots=True)
 class JwtProviderSpec:
-    """A named way to verify bearer tokens. Exactly one key source is set."""
+    """A named way to verify bearer tokens. Exactly one key source is set: ``secret``, a
+    public key (``public_key_pem``, with ``public_key_file`` naming the file it was read from
+    when there is one), or ``jwks_url``."""
 
     name: str
     algorithms: tuple[str, ...]
