@@ -1,0 +1,1 @@
+"""The benchmark harness behind ``benchmarks/bench.py``: propylon against nginx, one run."""

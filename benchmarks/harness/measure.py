@@ -1,0 +1,218 @@
+"""One measured run: start a proxy, check it answers right, load it, sample it, stop it."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import checks
+from harness.entries import Entry
+from harness.probe import wait_ready
+from harness.processes import (
+    CLOCK_TICKS,
+    ProcessGroup,
+    busy_ticks_per_cpu,
+    run_client,
+    wait_port_free,
+)
+from harness.scenarios import PROFILE_PATH, Scenario
+from harness.wrk import LoadSpec, parse_wrk, run_wrk
+
+PROXY_PORT = 8000
+UPSTREAM_PORT = 9001
+UPLOAD_CLIENT = Path(__file__).resolve().parent / "upload_client.py"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    out: Path
+    seconds: float
+    warmup_seconds: float
+    connections: int
+    threads: int
+    proxy_cpus: str
+    """Empty: nothing is pinned."""
+    client_cpus: str
+    upload_bytes: int
+    pause_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    round: int
+    scenario: str
+    entry: str
+    problem: str
+    """Empty when the run is usable: answered right, no error responses."""
+    rps: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    requests: int = 0
+    errors: int = 0
+    rss_mib: float = 0.0
+    proxy_cpu_pct: float | None = None
+    upstream_cpu_pct: float | None = None
+    client_cpu_pct: float | None = None
+    cpus_busy_pct: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    requests: int
+    errors: int
+    raw: str
+
+
+def measure(
+    round_number: int,
+    scenario: Scenario,
+    entry: Entry,
+    settings: Settings,
+    fixtures: checks.Fixtures,
+    env: Mapping[str, str],
+    upstream: ProcessGroup,
+) -> RunRecord:
+    tag = f"{scenario.name}.{entry.name}.r{round_number}"
+    logs = settings.out / "logs"
+    group = None
+    port = UPSTREAM_PORT
+    if entry.command is not None:
+        run_dir = settings.out / "run" / entry.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cpus = settings.proxy_cpus if scenario.pinned else ""
+        command = entry.shell_command(scenario.workers, run_dir)
+        group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
+        port = PROXY_PORT
+    try:
+        ready = wait_ready(port, PROFILE_PATH, group)
+        if ready is None or ready.status != 200:
+            got = "no answer" if ready is None else f"status {ready.status}"
+            return RunRecord(
+                round_number,
+                scenario.name,
+                entry.name,
+                f"did not answer 200 ({got}); see logs/{tag}.proxy.log",
+            )
+        problem = checks.check_answers(port, scenario, entry, fixtures)
+        if problem:
+            return RunRecord(round_number, scenario.name, entry.name, problem)
+        if settings.warmup_seconds > 0:
+            _load(port, scenario, settings, fixtures, settings.warmup_seconds)
+        cpu_before = busy_ticks_per_cpu()
+        proxy_before = sum(group.cpu_ticks()) if group else 0
+        upstream_before = sum(upstream.cpu_ticks())
+        client_before = _children_cpu_seconds()
+        started = time.monotonic()
+        result = _load(port, scenario, settings, fixtures, settings.seconds)
+        wall = time.monotonic() - started
+        proxy_ticks = sum(group.cpu_ticks()) - proxy_before if group else 0
+        upstream_ticks = sum(upstream.cpu_ticks()) - upstream_before
+        client_seconds = _children_cpu_seconds() - client_before
+        cpu_after = busy_ticks_per_cpu()
+        rss_kib = group.memory_kib("VmHWM") if group else 0
+    finally:
+        if group is not None:
+            group.stop()
+            if not wait_port_free(PROXY_PORT):
+                print(f"[{tag}] port {PROXY_PORT} still busy after stop", flush=True)
+    (logs / f"{tag}.load.txt").write_text(result.raw)
+    busy = []
+    for cpu in sorted(cpu_after):
+        (b0, t0), (b1, t1) = cpu_before.get(cpu, (0, 0)), cpu_after[cpu]
+        busy.append(f"{100.0 * (b1 - b0) / max(1, t1 - t0):.0f}")
+    problem = ""
+    if result.requests == 0:
+        problem = f"no request completed; see logs/{tag}.load.txt"
+    elif result.errors:
+        problem = f"{result.errors} failed requests; see logs/{tag}.load.txt"
+    time.sleep(settings.pause_seconds)
+    return RunRecord(
+        round=round_number,
+        scenario=scenario.name,
+        entry=entry.name,
+        problem=problem,
+        rps=result.rps,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        requests=result.requests,
+        errors=result.errors,
+        rss_mib=round(rss_kib / 1024, 1),
+        proxy_cpu_pct=round(100.0 * proxy_ticks / CLOCK_TICKS / wall, 1) if group else None,
+        upstream_cpu_pct=round(100.0 * upstream_ticks / CLOCK_TICKS / wall, 1),
+        client_cpu_pct=round(100.0 * client_seconds / wall, 1),
+        cpus_busy_pct="/".join(busy),
+    )
+
+
+def _load(
+    port: int, scenario: Scenario, settings: Settings, fixtures: checks.Fixtures, seconds: float
+) -> LoadResult:
+    if scenario.upload:
+        return _upload_load(port, scenario, settings, seconds)
+    tokens_file = fixtures.rotation_files.get(scenario.algorithm) if scenario.rotate else None
+    headers: tuple[str, ...] = ()
+    if scenario.bearer and not scenario.rotate:
+        headers = (f"Authorization: Bearer {fixtures.tokens[scenario.algorithm]}",)
+    spec = LoadSpec(
+        url=f"http://127.0.0.1:{port}{scenario.path}",
+        seconds=seconds,
+        connections=settings.connections,
+        threads=settings.threads,
+        cpus=settings.client_cpus,
+        headers=headers,
+        tokens_file=tokens_file,
+    )
+    raw = run_wrk(spec)
+    report = parse_wrk(raw)
+    return LoadResult(
+        report.rps,
+        report.p50_ms,
+        report.p99_ms,
+        report.requests,
+        report.non_2xx + report.socket_errors,
+        raw,
+    )
+
+
+def _upload_load(port: int, scenario: Scenario, settings: Settings, seconds: float) -> LoadResult:
+    argv = [
+        sys.executable,
+        str(UPLOAD_CLIENT),
+        "--port",
+        str(port),
+        "--path",
+        scenario.path,
+        "--bytes",
+        str(settings.upload_bytes),
+        "--seconds",
+        str(seconds),
+    ]
+    if settings.client_cpus:
+        argv = ["taskset", "-c", settings.client_cpus, *argv]
+    raw = run_client(argv, timeout=seconds + 120)
+    try:
+        report = json.loads(raw.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return LoadResult(0.0, None, None, 0, 1, raw)
+    mean = report["mean_s"]
+    return LoadResult(
+        rps=1.0 / mean if mean else 0.0,
+        p50_ms=report["p50_s"] * 1000.0 if report["p50_s"] is not None else None,
+        p99_ms=report["p99_s"] * 1000.0 if report["p99_s"] is not None else None,
+        requests=report["count"],
+        errors=report["failures"],
+        raw=raw,
+    )
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -1,0 +1,112 @@
+"""The markdown the harness prints and writes to summary.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from harness.entries import GATEWAY, REFERENCE
+from harness.measure import RunRecord
+from harness.report import EntrySummary, Verdict
+from harness.scenarios import Scenario
+
+MAIN_HEADER = (
+    "| scenario | nginx rps | propylon rps | ratio | target | nginx p99 ms | propylon p99 ms "
+    "| p99 ratio | propylon peak RSS MiB | pass/fail |\n"
+    "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"
+)
+DETAIL_HEADER = (
+    "| scenario | entry | runs | rps (median) | rps min-max | p50 ms | p99 ms | peak RSS MiB "
+    "| proxy CPU % | U CPU % | client CPU % | CPUs busy % | errors |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+)
+
+
+def main_table(
+    scenarios: Sequence[Scenario],
+    summary: Mapping[str, Mapping[str, EntrySummary]],
+    verdicts: Mapping[str, Verdict],
+) -> str:
+    lines = [MAIN_HEADER]
+    for scenario in scenarios:
+        pair = summary.get(scenario.name, {})
+        nginx, gateway = pair.get(REFERENCE), pair.get(GATEWAY)
+        nginx_p99 = nginx.p99_ms if nginx else None
+        gateway_p99 = gateway.p99_ms if gateway else None
+        verdict = verdicts[scenario.name]
+        outcome = verdict.outcome
+        if verdict.reasons:
+            outcome += ": " + "; ".join(verdict.reasons)
+        lines.append(
+            f"| {scenario.name}: {scenario.title} | {_rps(nginx)} | {_rps(gateway)} "
+            f"| {num(verdict.ratio)} | {verdict.target} "
+            f"| {num(nginx_p99)} | {num(gateway_p99)} "
+            f"| {num(verdict.p99_ratio)} | {num(gateway.rss_mib if gateway else None, 1)} "
+            f"| {outcome} |"
+        )
+    return "\n".join(lines)
+
+
+def detail_table(
+    scenarios: Sequence[Scenario], summary: Mapping[str, Mapping[str, EntrySummary]]
+) -> str:
+    lines = [DETAIL_HEADER]
+    for scenario in scenarios:
+        for entry, s in summary.get(scenario.name, {}).items():
+            lines.append(
+                f"| {scenario.name} | {entry} | {s.runs} | {s.rps:.1f} "
+                f"| {s.rps_min:.1f}-{s.rps_max:.1f} | {num(s.p50_ms)} | {num(s.p99_ms)} "
+                f"| {num(s.rss_mib if s.proxy_cpu_pct is not None else None, 1)} "
+                f"| {num(s.proxy_cpu_pct, 0)} | {num(s.upstream_cpu_pct, 0)} "
+                f"| {num(s.client_cpu_pct, 0)} | {s.cpus_busy_pct} | {s.errors} |"
+            )
+    return "\n".join(lines)
+
+
+def notes(
+    scenarios: Sequence[Scenario],
+    summary: Mapping[str, Mapping[str, EntrySummary]],
+    verdicts: Mapping[str, Verdict],
+    records: Sequence[RunRecord],
+    upload_bytes: int,
+    cpus: int,
+) -> list[str]:
+    lines = []
+    for scenario in scenarios:
+        pair = summary.get(scenario.name, {})
+        if scenario.upload:
+            times = ", ".join(
+                f"{name} {1000.0 / s.rps:.1f} ms" for name, s in pair.items() if s.rps
+            )
+            lines.append(
+                f"- upload: {upload_bytes / 2**20:g} MiB per POST, sequential on one keep-alive "
+                f"connection; mean time per upload: {times or '-'}."
+            )
+        if scenario.min_scaling is not None:
+            scaling = verdicts[scenario.name].scaling
+            lines.append(
+                f"- {scenario.name}: propylon with {scenario.workers} workers (unpinned) over "
+                f"one pinned worker (scenario proxy) = {num(scaling)}x; this machine has {cpus} "
+                f"CPU{'s' if cpus != 1 else ''}, and wrk plus U keep one of them busy, so "
+                f"scaling is only judged with >= {scenario.scaling_min_cpus}."
+            )
+    problems = sorted(
+        {f"{r.scenario}/{r.entry} round {r.round}: {r.problem}" for r in records if r.problem}
+    )
+    if problems:
+        lines.append("- runs left out of the medians:")
+        lines.extend(f"  - {problem}" for problem in problems)
+    return lines
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _rps(summary: EntrySummary | None) -> str:
+    return (
+        "-"
+        if summary is None
+        else f"{summary.rps:.0f}"
+        if summary.rps >= 100
+        else f"{summary.rps:.1f}"
+    )

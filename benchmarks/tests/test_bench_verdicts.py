@@ -1,0 +1,98 @@
+import pytest
+from harness.measure import RunRecord
+from harness.report import BROKEN, FAIL, PASS, REPORT, judge, summarize
+from harness.scenarios import BY_NAME, select
+
+
+def run(
+    scenario: str,
+    entry: str,
+    rps: float,
+    p99: float = 1.0,
+    rss: float = 30.0,
+    round_number: int = 1,
+    problem: str = "",
+) -> RunRecord:
+    return RunRecord(
+        round_number,
+        scenario,
+        entry,
+        problem,
+        rps=rps,
+        p50_ms=p99 / 2,
+        p99_ms=p99,
+        requests=int(rps),
+        rss_mib=rss,
+    )
+
+
+def test_ratio_is_of_the_medians_over_rounds() -> None:
+    records = [
+        run("proxy", "nginx", 100, round_number=1),
+        run("proxy", "propylon", 70, round_number=1),
+        run("proxy", "nginx", 90, round_number=2),
+        run("proxy", "propylon", 10, round_number=2),
+        run("proxy", "nginx", 110, round_number=3),
+        run("proxy", "propylon", 65, round_number=3),
+    ]
+    verdict = judge(BY_NAME["proxy"], summarize(records), records)
+
+    assert verdict.ratio == pytest.approx(0.65)
+    assert verdict.outcome == PASS
+
+
+def test_a_missed_ratio_or_p99_fails_with_the_reason() -> None:
+    records = [run("proxy", "nginx", 100, p99=2.0), run("proxy", "propylon", 50, p99=5.0)]
+    verdict = judge(BY_NAME["proxy"], summarize(records), records)
+
+    assert verdict.outcome == FAIL
+    assert verdict.reasons == ("ratio 0.50 < 0.60", "p99 ratio 2.50 > 2.0")
+
+
+def test_a_run_with_a_problem_is_left_out_and_a_side_without_runs_is_broken() -> None:
+    records = [
+        run("big", "nginx", 100),
+        run("big", "propylon", 0, problem="did not answer 200"),
+        run("big", "propylon", 0, round_number=2, problem="exited"),
+    ]
+    verdict = judge(BY_NAME["big"], summarize(records), records)
+
+    assert verdict.outcome == BROKEN
+    assert verdict.reasons == ("propylon: did not answer 200 (and 1 more runs)",)
+
+
+def test_upload_memory_bound_is_judged() -> None:
+    records = [run("upload", "nginx", 10), run("upload", "propylon", 10, rss=70.0)]
+    verdict = judge(BY_NAME["upload"], summarize(records), records)
+
+    assert verdict.outcome == FAIL
+    assert verdict.reasons == ("peak RSS 70.0 MiB >= 64",)
+
+
+def test_worker_scaling_is_reported_on_two_cpus_and_judged_on_four() -> None:
+    records = [
+        run("proxy", "nginx", 100),
+        run("proxy", "propylon", 100),
+        run("workers2", "nginx", 180),
+        run("workers2", "propylon", 120),
+    ]
+    summary = summarize(records)
+
+    small = judge(BY_NAME["workers2"], summary, records, cpus=2)
+    large = judge(BY_NAME["workers2"], summary, records, cpus=8)
+
+    assert small.scaling == pytest.approx(1.2)
+    assert (small.outcome, large.outcome) == (REPORT, FAIL)
+
+
+def test_scenarios_are_chosen_by_name_in_catalogue_order() -> None:
+    assert [s.name for s in select("big, proxy,soak")] == ["proxy", "big"]
+    with pytest.raises(ValueError, match="unknown scenario nope"):
+        select("proxy,nope")
+
+
+def test_only_the_rs256_scenarios_give_propylon_an_rs256_key() -> None:
+    rs256 = {s.name for s in BY_NAME.values() if s.algorithm == "RS256"}
+
+    assert rs256 == {"jwt-rs256", "jwt-rs256-rotate"}
+    assert all(s.bearer for s in BY_NAME.values() if s.rotate)
