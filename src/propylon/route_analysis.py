@@ -1,7 +1,7 @@
 """Routes that can never match, found before the gateway starts (``propylon check``).
 
 A route is unreachable for a request when a route ranked before it (see
-``routing.route_rank``: host-bound first, then priority, then file order) matches the same
+``route_templates.route_rank``: host-bound first, then priority, then file order) matches the same
 request. This module proves that structurally, on template segments, for whole routes:
 
 - an exact duplicate (same template up to placeholder names, and up to letter case when
@@ -18,15 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from propylon.config.model import Problem, RouteSpec
-from propylon.routing import (
+from propylon.route_templates import (
     HostConstraint,
     Placeholder,
     RouteTemplateError,
     Segment,
     UpstreamTemplate,
-    compile_route,
     route_rank,
 )
+from propylon.routing import compile_route
 
 __all__ = ["find_conflicts"]
 

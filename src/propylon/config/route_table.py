@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from propylon.config.model import AuthRequirement, GatewayConfig, RouteSpec
-from propylon.routing import route_rank
+from propylon.route_templates import route_rank
 
 HEADERS = ("#", "SOURCE", "PRI", "METHODS", "UPSTREAM", "DOWNSTREAM", "AUTH", "TIMEOUT")
 
