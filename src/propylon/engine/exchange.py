@@ -12,6 +12,7 @@ truncated body is never passed off as a whole one.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from propylon import errors
@@ -25,7 +26,11 @@ if TYPE_CHECKING:
 
 # RFC 9110 s.9.2.2: only these may be sent again after a connection failed mid-request.
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-CLIENT_GONE = 499  # nginx's convention for "client closed the connection first"
+CLIENT_GONE = 499
+STATUS_LINES = {s.value: b"HTTP/1.1 %d %s" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+_PLAIN_CONNECTION = frozenset(
+    {b"keep-alive", b"close"}
+)  # nginx's convention for "client closed the connection first"
 
 
 class Exchange:
@@ -147,14 +152,16 @@ class Exchange:
 
     # -- response (from the upstream) -----------------------------------------------------------
     def upstream_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+        self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool
     ) -> bool:
         if self.done:
             return True
         self._last_activity = self.watchdog.now
         request = self.request
         client = self.client
-        out = [b"HTTP/1.1 %d %s" % (status, reason or b"-")]
+        # The standard reason phrase, not the upstream's: clients ignore it (RFC 9112 s.4),
+        # and not asking llhttp for it saves a callback per response.
+        out = [STATUS_LINES.get(status) or b"HTTP/1.1 %d -" % status]
         length: bytes | None = None
         chunked = False
         listed: list[bytes] | None = None
@@ -166,7 +173,8 @@ class Exchange:
                     length = value.strip()
                 elif lname == b"transfer-encoding":
                     chunked = value.rstrip().lower().endswith(b"chunked")
-                elif lname == b"connection":
+                elif lname == b"connection" and value.lower() not in _PLAIN_CONNECTION:
+                    # Almost every response says just keep-alive or close: no names listed.
                     listed = listed or []
                     listed.append(value)
                 continue
@@ -179,7 +187,7 @@ class Exchange:
                 out = [out[0]] + [h for h in out[1:] if h.split(b":", 1)[0].lower() not in drop]
         out.append(self.request_id_line)
         no_body = request.method == b"HEAD" or status in (204, 304)
-        keep = request.keep_alive and request.complete and not client.draining
+        keep = request.keep_alive and request.complete and not client.gateway.draining
         if no_body:
             if length is not None and status != 204:
                 out.append(b"Content-Length: " + length)

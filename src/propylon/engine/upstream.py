@@ -23,7 +23,7 @@ class ResponseSink(Protocol):
     """What an upstream connection reports to the exchange that owns it."""
 
     def upstream_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+        self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool
     ) -> bool:
         """Take a final response head; returns whether its body is framed (Content-Length,
         chunked, or no body at all) rather than delimited by the connection closing."""
@@ -45,7 +45,6 @@ class UpstreamConnection(asyncio.Protocol):
         "_headers_done",
         "_in_final",
         "_parser",
-        "_reason",
         "broken",
         "complete",
         "head_request",
@@ -67,7 +66,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
-        self._reason = b""
         self._in_final = True
         self._headers_done = False
         self._body_framed = True
@@ -128,9 +126,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers = []
         self._headers_done = False
 
-    def on_status(self, reason: bytes) -> None:
-        self._reason = reason
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
@@ -147,9 +142,7 @@ class UpstreamConnection(asyncio.Protocol):
         sink = self.sink
         if sink is None:
             return
-        self._body_framed = sink.upstream_head(
-            status, self._reason, self._headers, parser.should_keep_alive()
-        )
+        self._body_framed = sink.upstream_head(status, self._headers, parser.should_keep_alive())
         if self.head_request:
             # llhttp cannot be told a response answers HEAD, so it would wait for a body of
             # Content-Length bytes that never comes. The response is complete here; a fresh

@@ -14,10 +14,11 @@ from propylon.policies.forwarding import HOP_BY_HOP
 
 # Characters that could end a header line or smuggle a second header into the upstream request.
 _UNSAFE_VALUE = re.compile(rb"[\x00-\x1f\x7f]")
+_REMEMBERED = 4096
 
 
 class IdentityHeader:
-    __slots__ = ("lower", "name")
+    __slots__ = ("_lines", "lower", "name")
 
     def __init__(self, name: str) -> None:
         lower = name.lower().encode("ascii")
@@ -25,10 +26,19 @@ class IdentityHeader:
             raise ValueError(f"identity header {name!r} is a hop-by-hop header")
         self.name = name.encode("ascii")
         self.lower = lower
+        # The same callers come back again and again: remember their lines (bounded).
+        self._lines: dict[str, bytes | None] = {}
 
     def line(self, subject: str) -> bytes | None:
         """The header line for ``subject``, or None when the subject cannot be sent safely."""
+        lines = self._lines
+        try:
+            return lines[subject]
+        except KeyError:
+            pass
         value = subject.encode("utf-8")
-        if _UNSAFE_VALUE.search(value):
-            return None
-        return self.name + b": " + value
+        line = None if _UNSAFE_VALUE.search(value) else self.name + b": " + value
+        if len(lines) >= _REMEMBERED:
+            lines.clear()
+        lines[subject] = line
+        return line
