@@ -67,19 +67,19 @@ class HeadComposer:
         pool: UpstreamPool,
         *,
         peer: str,
-        scheme: bytes,
         identity_lines: list[bytes],
-        request_id: bytes,
+        request_id_line: bytes,
     ) -> bytes:
+        # The gateway listens on plain HTTP only, so the scheme the client used is always http.
         lines = [
             request.method + b" " + target + b" HTTP/1.1",
             b"Host: " + pool.host_header,
+            *request.kept,
+            *identity_lines,
+            request_id_line,
+            b"X-Forwarded-For: " + self.proxies.forwarded_for(peer, request.forwarded_for),
+            b"X-Forwarded-Proto: http",
         ]
-        lines.extend(line for _name, line in request.kept)
-        lines.extend(identity_lines)
-        lines.append(self.request_id.name + b": " + request_id)
-        lines.append(b"X-Forwarded-For: " + self.proxies.forwarded_for(peer, request.forwarded_for))
-        lines.append(b"X-Forwarded-Proto: " + scheme)
         if request.host is not None:
             lines.append(b"X-Forwarded-Host: " + request.host)
         if request.chunked:

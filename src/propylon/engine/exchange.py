@@ -118,7 +118,7 @@ class Exchange:
         self.upstream = conn
         self.pool.stats.request()
         request = self.request
-        conn.begin(self, request.method == b"HEAD")
+        conn.begin(self, self.client, request.method == b"HEAD")
         conn.write(self.head)
         if request.body:
             for chunk in request.body:
@@ -255,12 +255,6 @@ class Exchange:
             self._abort_client()
         else:
             self._fail_before_response(kind)
-
-    def cork(self) -> None:
-        self.client.cork()
-
-    def uncork(self) -> None:
-        self.client.uncork()
 
     def upstream_pause_writing(self) -> None:
         self.client.pause_reading(self.client.PAUSE_UPSTREAM)

@@ -207,7 +207,11 @@ class Gateway:
         except AuthFailure:
             self._refuse(conn, request, routed.plan, errors.UNAUTHORIZED, self._challenge(request))
             return None
-        self._authorized(conn, request, routed, principal, requirement)
+        # _authorized, inlined: this is the per-request path of every authenticated route.
+        if authorize(principal, requirement):
+            self._forward(conn, request, routed, principal)
+        else:
+            self._refuse(conn, request, routed.plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
         return None
 
     def _route(self, conn: ClientConnection, request: Request) -> Routed | errors.ErrorKind | None:
@@ -300,26 +304,17 @@ class Gateway:
             if plan.claim_headers:
                 identity_lines.extend(plan.claim_headers.lines(principal.claims))
         pool = plan.next_pool()
-        rid = self.request_id.choose(request.request_id)
+        # The same line goes upstream and back to the client.
+        request_id_line = self.request_id.line(request.request_id)
         head = self.composer.upstream_head(
             request,
             routed.target,
             pool,
             peer=conn.peer,
-            scheme=b"http",
             identity_lines=identity_lines,
-            request_id=rid,
+            request_id_line=request_id_line,
         )
-        exchange = Exchange(
-            conn,
-            request,
-            plan,
-            pool,
-            head,
-            self.request_id.name + b": " + rid,
-            self.loop.time(),
-        )
-        conn.proceed(exchange)
+        conn.proceed(Exchange(conn, request, plan, pool, head, request_id_line, self.loop.time()))
 
     def _refuse(
         self,

@@ -38,8 +38,8 @@ class Request:
         self.target = target
         self.http11 = http11
         self.keep_alive = keep_alive
-        self.kept: list[tuple[bytes, bytes]] = []
-        """(lower-case name, "Name: value" line) of headers that may go upstream."""
+        self.kept: list[bytes] = []
+        """``Name: value`` lines of the headers that may go upstream, in arrival order."""
         self.authorization: list[bytes] = []
         self.forwarded_for: list[bytes] = []
         self.host: bytes | None = None
@@ -86,7 +86,7 @@ def sort_headers(
             elif lname == request_id_lower:
                 request.request_id = value
                 continue
-            kept.append((lname, name + b": " + value))
+            kept.append(name + b": " + value)
             continue
         if lname == b"host":
             request.hosts_seen += 1
@@ -122,6 +122,6 @@ def sort_headers(
         if listed:
             # RFC 9110 s.7.6.1: headers named in Connection are for this hop only. This is
             # also how a client would try to make a proxy strip a header it adds itself.
-            request.kept = [kv for kv in kept if kv[0] not in listed]
+            request.kept = [line for line in kept if line.partition(b":")[0].lower() not in listed]
             if b"authorization" in listed:
                 request.authorization = []

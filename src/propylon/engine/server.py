@@ -47,7 +47,6 @@ class ClientConnection(asyncio.Protocol):
         "_closed",
         "_corked",
         "_head_bytes",
-        "_header_count",
         "_headers",
         "_in_head",
         "_parsing",
@@ -76,7 +75,6 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
-        self._header_count = 0
         self._in_head = False
         self._parsing: Request | None = None
         self._active: Request | None = None
@@ -155,7 +153,6 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
-        self._header_count = 0
         self._in_head = True
         if self._active is None:
             self.deadline = self.loop.time() + self.limits.header_timeout
@@ -167,15 +164,13 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
+        headers = self._headers
+        headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4
-        if (
-            self._header_count > self.limits.max_headers
-            or self._head_bytes > self.limits.max_header_bytes
-        ):
+        limits = self.limits
+        if len(headers) > limits.max_headers or self._head_bytes > limits.max_header_bytes:
             self._reject = errors.HEADERS_TOO_LARGE
             raise _Reject
-        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -15,7 +15,7 @@ _ACCEPTABLE = re.compile(rb"[\x21-\x7e]{1,200}")
 
 
 class RequestIdPolicy:
-    __slots__ = ("_counter", "_prefix", "lower", "name")
+    __slots__ = ("_counter", "_line_prefix", "_prefix", "lower", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name.encode("ascii")
@@ -26,6 +26,7 @@ class RequestIdPolicy:
 
     def _reseed(self) -> None:
         self._prefix = os.urandom(8).hex().encode("ascii")
+        self._line_prefix = self.name + b": " + self._prefix
         self._counter = itertools.count(1)
 
     def choose(self, incoming: bytes | None) -> bytes:
@@ -34,3 +35,9 @@ class RequestIdPolicy:
         # 64 random bits per process + a counter: unique across workers and replicas for
         # correlation, without a getrandom() syscall per request. Ids are not secrets.
         return self._prefix + b"%016x" % next(self._counter)
+
+    def line(self, incoming: bytes | None) -> bytes:
+        """``choose``, as the header line (``Name: id``)."""
+        if incoming is not None and _ACCEPTABLE.fullmatch(incoming):
+            return self.name + b": " + incoming
+        return self._line_prefix + b"%016x" % next(self._counter)
