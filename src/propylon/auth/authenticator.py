@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from propylon.auth.bearer import bearer_token, is_compact_jws, unverified_header
 from propylon.auth.failures import AuthFailure, KeyRefreshNeeded
@@ -22,6 +21,9 @@ from propylon.auth.principal import Principal
 from propylon.auth.token_cache import TokenCache
 from propylon.auth.verifier import ProviderVerifier
 from propylon.config.model import JwtProviderSpec
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("propylon.auth")
 
@@ -68,6 +70,8 @@ class Authenticator:
         sources = [v.jwks for v in self.verifiers.values() if v.jwks is not None]
         if not sources:
             return
+        import aiohttp  # only JWKS providers need an HTTP client (see ProviderVerifier)
+
         # No cookies, no proxy from the environment: key fetches go where the config says.
         self._session = aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, raise_for_status=False

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from jwt import exceptions as jwt_errors
 
 from propylon.auth.failures import AuthFailure, KeyRefreshNeeded
-from propylon.auth.jwks_source import JwksSource
 from propylon.auth.keys import VerificationKey, static_key
 from propylon.auth.principal import Principal, principal_from_claims
 from propylon.config.model import JwtProviderSpec
+
+if TYPE_CHECKING:
+    from propylon.auth.jwks_source import JwksSource
 
 # Fixed phrases only: PyJWT's own messages may quote claim values from the token.
 _REASONS: tuple[tuple[type[Exception], str], ...] = (
@@ -54,11 +56,13 @@ class ProviderVerifier:
         self.name = spec.name
         self.algorithms = frozenset(spec.algorithms)
         self.static_key = static_key(spec)
-        self.jwks = (
-            JwksSource(spec, on_keys_withdrawn=on_keys_withdrawn)
-            if self.static_key is None
-            else None
-        )
+        self.jwks: JwksSource | None = None
+        if self.static_key is None:
+            # Imported only for a JWKS provider: the key-fetching client (aiohttp) costs a
+            # worker about 20 MiB of RSS that a static-key gateway never needs.
+            from propylon.auth.jwks_source import JwksSource
+
+            self.jwks = JwksSource(spec, on_keys_withdrawn=on_keys_withdrawn)
         self._audience = list(spec.audience) or None
         self._leeway = spec.leeway
         required = ["exp"]
