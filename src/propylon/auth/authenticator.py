@@ -14,7 +14,8 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from propylon.auth.bearer import bearer_token, is_compact_jws, unverified_header
+from propylon.auth.bearer import bearer_token
+from propylon.auth.compact_jws import parse_compact_jws
 from propylon.auth.failures import AuthFailure, KeyRefreshNeeded
 from propylon.auth.keys import HMAC_ALGORITHMS
 from propylon.auth.principal import Principal
@@ -120,10 +121,7 @@ class Authenticator:
     def _verify(
         self, authorization: Sequence[bytes], providers: tuple[str, ...], now: float
     ) -> Principal:
-        token = bearer_token(authorization)
-        if not is_compact_jws(token):
-            raise AuthFailure("malformed token")
-        header = unverified_header(token)
+        token = parse_compact_jws(bearer_token(authorization))
         failure: AuthFailure | None = None
         refreshers: list[KeyRefreshNeeded] = []
         for name in providers:
@@ -132,7 +130,7 @@ class Authenticator:
                 failure = failure or AuthFailure("unknown provider")
                 continue
             try:
-                principal = verifier.verify(token, header, now)
+                principal = verifier.verify(token, now)
             except KeyRefreshNeeded as needed:
                 refreshers.append(needed)
                 continue

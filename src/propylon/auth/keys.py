@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.algorithms import HMACAlgorithm
+from jwt.exceptions import InvalidKeyError
 
 from propylon.config.model import JwtProviderSpec
 
@@ -120,9 +122,15 @@ def static_key(spec: JwtProviderSpec) -> VerificationKey | None:
     check_algorithms(spec)
     allowed = frozenset(spec.algorithms)
     if spec.secret is not None:
-        if not spec.secret or b"-----BEGIN" in spec.secret:
-            raise ValueError(f"provider {spec.name!r}: the secret is empty or a PEM key")
-        return VerificationKey(spec.secret, allowed)
+        if not spec.secret:
+            raise ValueError(f"provider {spec.name!r}: the secret is empty")
+        try:
+            # PyJWT's own check, once here rather than per token: a "secret" that is a PEM or
+            # SSH public key is the classic algorithm-confusion setup.
+            secret = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(spec.secret)
+        except InvalidKeyError:
+            raise ValueError(f"provider {spec.name!r}: the secret is a PEM or SSH key") from None
+        return VerificationKey(secret, allowed)
     if spec.jwks_url is not None:
         return None
     if spec.public_key_pem is not None:

@@ -21,7 +21,7 @@ class Principal:
     """From ``scope`` (OAuth 2: a space-separated string; some issuers send an array) and
     ``scp`` (Azure AD and Okta)."""
     expires_at: float
-    """``exp``, epoch seconds."""
+    """``exp``, whole epoch seconds."""
     provider: str
     """Name of the provider that verified the token."""
 
@@ -44,7 +44,9 @@ def principal_from_claims(claims: dict[str, Any], provider: str) -> Principal:
         # The identity header is how upstreams learn who called; without a subject there is
         # no one to name, so the token is useless for a protected route.
         raise AuthFailure("token has no string sub")
-    exp = claims["exp"]
+    # Whole seconds, as the verifier compared them: a cached token must stop being served
+    # exactly when a fresh verification would refuse it.
+    exp = int(claims["exp"])
     return Principal(
         subject=subject,
         # A read-only view: cached principals are shared by every request with the token.

@@ -1,0 +1,119 @@
+"""The compact JWS serialisation (RFC 7515 s.7.1), parsed strictly, once per token.
+
+PyJWT's ``decode`` parses tokens too, but checks the base64url alphabet one character at a
+time in Python; with key preparation and claim checks that made one HS256 verification cost
+~97 us, the whole price of a token-cache miss. Here the same rules run on C primitives (one
+regex, binascii, orjson) and PyJWT keeps the part that must not be hand-written: the
+signature is checked by its algorithm objects (see ``verifier.py``). The rules follow
+PyJWT 2.x and are stricter where noted; ``tests/unit/test_auth_pyjwt_parity.py`` checks on
+generated tokens that nothing PyJWT refuses is accepted here.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from propylon.auth.failures import AuthFailure
+
+MAX_TOKEN_BYTES = 32 * 1024
+"""Large enough for tokens carrying many group claims, small enough to bound what the
+verified-token cache can be made to hold."""
+
+# base64url without padding; up to two '=' are tolerated because some issuers (AWS ALB) pad.
+_SEGMENT = re.compile(rb"([A-Za-z0-9_-]+)(={0,2})")
+
+
+_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")
+# A final quantum of 2 or 3 characters leaves 4 or 2 low bits of the last character unused;
+# in the canonical encoding they are zero, which only these characters have.
+_CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
+
+
+def decode_segment(segment: bytes) -> bytes:
+    """The bytes of one base64url segment, or AuthFailure.
+
+    Canonical encodings only: padding only where it completes a quantum, and the unused low
+    bits of the last character zero. Otherwise several strings would decode to the same
+    bytes, and one signed token could be re-spelled into many (each a new cache entry).
+    """
+    match = _SEGMENT.fullmatch(segment)
+    if match is None:
+        raise AuthFailure("malformed token")
+    data, padding = match.groups()
+    tail = len(data) % 4
+    if (padding and len(segment) % 4) or tail == 1:
+        raise AuthFailure("malformed token")
+    if tail and data[-1] not in _CANONICAL_LAST[tail]:
+        raise AuthFailure("malformed token")
+    try:
+        return binascii.a2b_base64(
+            data.translate(_TO_STANDARD_ALPHABET) + b"=" * (-tail % 4), strict_mode=True
+        )
+    except binascii.Error:
+        raise AuthFailure("malformed token") from None
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        # orjson is strict JSON: UTF-8 only, no NaN or Infinity (PyJWT's json module would
+        # take both); anything else is not a token we want to reason about.
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise AuthFailure("malformed token") from None
+    if not isinstance(value, dict):
+        raise AuthFailure("malformed token")
+    return value
+
+
+@dataclass(slots=True)
+class CompactJws:
+    """A token split and its header parsed; the signature not yet checked. (Not frozen:
+    it lives for one verification, and frozen construction costs a call per field.)"""
+
+    header: dict[str, Any]
+    """The JOSE header. Untrusted until the signature verifies: it only selects which of the
+    provider's keys and algorithms to try."""
+    signing_input: bytes
+    """``header.payload`` as sent: what the signature covers."""
+    payload_segment: bytes
+    signature: bytes
+
+    def claims(self) -> dict[str, Any]:
+        """The payload as a JSON object. Decoded only after the signature verified, so junk
+        in an unsigned payload costs nothing."""
+        return _json_object(decode_segment(self.payload_segment))
+
+
+def parse_compact_jws(token: bytes) -> CompactJws:
+    """Split and check ``token``; AuthFailure when it is not a signed compact JWS we accept.
+
+    Refused here: anything but three non-empty segments (so ``alg: none`` tokens, whose
+    signature is empty, and five-segment JWE tokens), a header that is not a JSON object, a
+    non-string ``kid``, any ``crit`` (we implement no JWS extension, and RFC 7515 s.4.1.11
+    requires refusing critical ones we do not understand; PyJWT knows ``b64`` but a bearer
+    token never has a detached payload) and ``b64: false``.
+    """
+    if len(token) > MAX_TOKEN_BYTES:
+        raise AuthFailure("malformed token")
+    segments = token.split(b".")
+    if len(segments) != 3:
+        raise AuthFailure("malformed token")
+    header_segment, payload_segment, signature_segment = segments
+    header = _json_object(decode_segment(header_segment))
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise AuthFailure("kid is not a string")
+    if "crit" in header or header.get("b64", True) is not True:
+        raise AuthFailure("unsupported critical header")
+    if not payload_segment:
+        raise AuthFailure("malformed token")
+    return CompactJws(
+        header=header,
+        signing_input=token[: len(header_segment) + 1 + len(payload_segment)],
+        payload_segment=payload_segment,
+        signature=decode_segment(signature_segment),
+    )
