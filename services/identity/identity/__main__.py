@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 from collections.abc import Sequence
 
-from servicekit.serving import parse_listen_args, serve
+from servicekit.serving import run_service
 
 from identity.app import create_app
 from identity.settings import IdentitySettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_listen_args("python -m identity", 8001, argv)
-    logging.basicConfig(level=args.log_level.upper())
-    settings = IdentitySettings.from_env()
-    if args.migrate:
-        settings = dataclasses.replace(settings, migrate_on_start=True)
-    serve(create_app(settings), args.host, args.port, args.log_level)
+    run_service("identity", 8001, IdentitySettings.from_env, create_app, argv)
 
 
 if __name__ == "__main__":

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 from collections.abc import Sequence
 
-from servicekit.serving import parse_listen_args, serve
+from servicekit.serving import run_service
 
 from profiles.app import create_app
 from profiles.settings import ProfilesSettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_listen_args("python -m profiles", 8002, argv)
-    logging.basicConfig(level=args.log_level.upper())
-    settings = ProfilesSettings.from_env()
-    if args.migrate:
-        settings = dataclasses.replace(settings, migrate_on_start=True)
-    serve(create_app(settings), args.host, args.port, args.log_level)
+    run_service("profiles", 8002, ProfilesSettings.from_env, create_app, argv)
 
 
 if __name__ == "__main__":

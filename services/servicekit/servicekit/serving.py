@@ -7,11 +7,14 @@ starting uvicorn, so the port is known the moment the context is entered.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -81,3 +84,32 @@ def parse_listen_args(
 
 def serve(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+
+
+class ServiceSettings(Protocol):
+    """What `run_service` needs of a service's settings: a dataclass with this flag."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def migrate_on_start(self) -> bool: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def run_service(
+    name: str,
+    default_port: int,
+    settings_from_env: Callable[[], SettingsT],
+    create_app: Callable[[SettingsT], FastAPI],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """`python -m <name> --host H --port P [--migrate] [--log-level L]`: settings from the
+    environment, `--migrate` forcing migrations at start-up."""
+    args = parse_listen_args(f"python -m {name}", default_port, argv)
+    logging.basicConfig(level=args.log_level.upper())
+    settings = settings_from_env()
+    if args.migrate:
+        settings = dataclasses.replace(settings, migrate_on_start=True)
+    serve(create_app(settings), args.host, args.port, args.log_level)
