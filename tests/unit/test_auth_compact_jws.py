@@ -70,7 +70,17 @@ def test_what_is_not_a_signed_compact_jws_is_refused(raw: bytes, reason: str) ->
 
 @pytest.mark.parametrize(
     "payload",
-    [b"[1]", b"not json", b'{"exp": NaN}', b'{"sub": "\xff"}'],
+    [
+        b"[1]",
+        b"not json",
+        b'{"exp": NaN}',
+        b'{"sub": "\xff"}',
+        # The same refusals on the exact parser that long integers take.
+        b'{"exp": NaN, "n": 18446744073709551616}',
+        b'{"exp": Infinity, "n": 18446744073709551616}',
+        b'{"sub": "\xff", "n": 18446744073709551616}',
+        b"[18446744073709551616]",
+    ],
 )
 def test_a_payload_that_is_not_a_json_object_is_refused(payload: bytes) -> None:
     with pytest.raises(AuthFailure, match="malformed token"):
@@ -122,3 +132,12 @@ def test_a_segment_decodes_exactly_when_it_is_the_canonical_encoding_of_its_byte
             decode_segment(segment)
     else:
         assert decode_segment(segment) == expected
+
+
+@pytest.mark.parametrize(
+    "number", [18446744073709551616, 18446744073709551617, -9223372036854775809, 2**200]
+)
+def test_integers_beyond_64_bits_are_read_exactly(number: int) -> None:
+    payload = b'{"sub":"svc","uid":%d,"nested":{"n":[%d]}}' % (number, number)
+    claims = parse_compact_jws(token(HS, payload=payload)).claims()
+    assert claims == {"sub": "svc", "uid": number, "nested": {"n": [number]}}

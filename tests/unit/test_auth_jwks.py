@@ -59,6 +59,8 @@ def test_a_jwk_alg_pins_the_key_to_that_algorithm() -> None:
         ({"kty": "oct", "k": "c2VjcmV0", "kid": "x"}, "kty 'oct'"),
         ({"kty": "RSA", "kid": "x", "n": "AQAB"}, "not a valid RSA key"),
         (rsa_jwk(kid=7), "kid is not a string"),
+        (rsa_jwk(kid="x", alg=["RS256"]), "alg is not a string"),
+        (rsa_jwk(kid="x", alg={"RS256": 1}), "alg is not a string"),
         ("a string", "not an object"),
     ],
 )

@@ -154,8 +154,14 @@ def test_variable_mistakes() -> None:
         "<environment>: PROPYLON_JWT_LEEWAY: error: must be a number of seconds, got 'soon'"
     ]
     assert env_problems({"PROPYLON_JWT_SECRET": "s" * 32, "PROPYLON_JWT_LEEWAY": "-1"}) == [
-        "<environment>: PROPYLON_JWT_LEEWAY: error: leeway must be >= 0 seconds, got -1.0"
+        "<environment>: PROPYLON_JWT_LEEWAY: error: leeway must be a finite number >= 0 seconds,"
+        " got -1.0"
     ]
+    for endless in ("inf", "Infinity", "nan"):
+        assert env_problems({"PROPYLON_JWT_SECRET": "s" * 32, "PROPYLON_JWT_LEEWAY": endless}) == [
+            "<environment>: PROPYLON_JWT_LEEWAY: error: leeway must be a finite number >= 0"
+            f" seconds, got {float(endless)}"
+        ]
     assert env_problems({"PROPYLON_JWKS_URL": "ftp://k/jwks"}) == [
         "<environment>: PROPYLON_JWKS_URL: error: JWKS URL must start with http:// or https://, "
         "got 'ftp://k/jwks'"

@@ -12,6 +12,7 @@ generated tokens that nothing PyJWT refuses is accepted here.
 from __future__ import annotations
 
 import binascii
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +38,10 @@ _CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
 def decode_segment(segment: bytes) -> bytes:
     """The bytes of one base64url segment, or AuthFailure.
 
-    Canonical encodings only: padding only where it completes a quantum, and the unused low
-    bits of the last character zero. Otherwise several strings would decode to the same
-    bytes, and one signed token could be re-spelled into many (each a new cache entry).
+    Canonical encodings only, as PyJWT requires: padding only where it completes a quantum,
+    and the unused low bits of the last character zero, so a signed segment has exactly one
+    spelling. (The header value around the token still has several, such as the scheme's
+    letter case and spacing; each is its own entry in the bounded token cache.)
     """
     match = _SEGMENT.fullmatch(segment)
     if match is None:
@@ -58,12 +60,24 @@ def decode_segment(segment: bytes) -> bytes:
         raise AuthFailure("malformed token") from None
 
 
+# orjson reads integers beyond 64 bits as floats; such a run of digits sends the document to
+# the exact (slower) standard parser, so two different signed numbers never read the same.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json_object(data: bytes) -> dict[str, Any]:
+    # Strict JSON either way: UTF-8 only, no NaN or Infinity (PyJWT's json.loads takes both,
+    # and UTF-16/32); anything else is not a token we want to reason about.
     try:
-        # orjson is strict JSON: UTF-8 only, no NaN or Infinity (PyJWT's json module would
-        # take both); anything else is not a token we want to reason about.
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
+        if _LONG_DIGITS.search(data) is None:
+            value = orjson.loads(data)
+        else:
+            value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
         raise AuthFailure("malformed token") from None
     if not isinstance(value, dict):
         raise AuthFailure("malformed token")

@@ -83,6 +83,8 @@ def key_from_jwk(jwk: Mapping[str, Any], allowed: frozenset[str]) -> Verificatio
     usable = public_key_algorithms(key) & allowed
     alg = jwk.get("alg")
     if alg is not None:
+        if not isinstance(alg, str):
+            raise ValueError("alg is not a string")
         if alg not in usable:
             raise ValueError(f"alg {alg!r} is not allowed for this provider and key type")
         usable = frozenset({alg})

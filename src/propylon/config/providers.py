@@ -9,6 +9,7 @@ impossible by construction. ``none`` is never accepted.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,8 +126,9 @@ def build_provider(
                 f"secret is {len(given.secret)} bytes; {strongest} wants at "
                 f"least {need} (RFC 7518 s.3.2)",
             )
-    if given.leeway < 0 or given.leeway != given.leeway:
-        error("leeway", f"leeway must be >= 0 seconds, got {given.leeway}")
+    if not math.isfinite(given.leeway) or given.leeway < 0:
+        # Infinite leeway would switch the expiry check off.
+        error("leeway", f"leeway must be a finite number >= 0 seconds, got {given.leeway}")
         ok = False
     if not ok:
         return None
