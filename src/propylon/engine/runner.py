@@ -23,6 +23,7 @@ import time
 import uvloop
 
 from propylon.config.model import GatewayConfig
+from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
 
 log = logging.getLogger("propylon")
@@ -47,6 +48,7 @@ def run_worker(
     workers: int = 1,
     run_dir: str | None = None,
 ) -> int:
+    tune_for_streaming()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_worker_main(config, host, port, worker_id, workers, run_dir))
 
