@@ -36,7 +36,7 @@ def tune_for_streaming() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    applied = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    applied: bool = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     applied = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and applied
     if not applied:
         log.debug("mallopt refused the streaming thresholds; using the C library's defaults")
