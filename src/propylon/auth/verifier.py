@@ -76,8 +76,6 @@ class ProviderVerifier:
             raise AuthFailure("algorithm not allowed")
         algorithm = _ALGORITHMS[alg]
         for key in self._candidates(header, alg):
-            if alg not in key.algorithms:
-                continue  # cannot happen (candidates filter); kept as the confusion guard
             try:
                 valid = algorithm.verify(token.signing_input, key.material, token.signature)
             except (ValueError, TypeError):
@@ -90,12 +88,13 @@ class ProviderVerifier:
         raise AuthFailure("bad signature")
 
     def _candidates(self, header: Mapping[str, Any], alg: str) -> tuple[VerificationKey, ...]:
+        """Keys that may verify ``alg``, the algorithm-confusion guard: a JWKS key only when
+        its type fits ``alg``; the static key's algorithms are the provider's, which
+        ``verify`` checked ``alg`` against."""
         if self.static_key is not None:
             return (self.static_key,)
         assert self.jwks is not None
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise AuthFailure("kid is not a string")
+        kid = header.get("kid")  # a string or None: parse_compact_jws refused anything else
         keys = self.jwks.keys.candidates(kid, alg)
         if keys:
             return keys
