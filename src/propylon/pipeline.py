@@ -15,8 +15,6 @@ from propylon.engine.request import Request
 from propylon.engine.upstream import UpstreamPool
 from propylon.policies.claim_headers import ClaimHeaders
 from propylon.policies.forwarding import TrustedProxies
-from propylon.policies.identity import IdentityHeader
-from propylon.policies.request_id import RequestIdPolicy
 from propylon.routing import CompiledRoute
 from propylon.stats import RouteStats
 
@@ -51,13 +49,9 @@ class RoutePlan:
 class HeadComposer:
     """Writes upstream request heads: kept headers + identity + forwarding + framing."""
 
-    __slots__ = ("identity", "proxies", "request_id")
+    __slots__ = ("proxies",)
 
-    def __init__(
-        self, identity: IdentityHeader, request_id: RequestIdPolicy, proxies: TrustedProxies
-    ) -> None:
-        self.identity = identity
-        self.request_id = request_id
+    def __init__(self, proxies: TrustedProxies) -> None:
         self.proxies = proxies
 
     def upstream_head(

@@ -118,7 +118,7 @@ class Exchange:
         self.upstream = conn
         self.pool.stats.request()
         request = self.request
-        conn.begin(self, self.client, request.method == b"HEAD")
+        conn.begin(self, request.method == b"HEAD")
         conn.write(self.head)
         if request.body:
             for chunk in request.body:

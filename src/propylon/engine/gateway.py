@@ -72,9 +72,7 @@ class Gateway:
         self.identity = IdentityHeader(config.identity_header)
         self.stripped_headers = stripped_names(config.routes) | {self.identity.lower}
         self.request_id = RequestIdPolicy(config.request_id_header)
-        self.composer = HeadComposer(
-            self.identity, self.request_id, TrustedProxies(config.trusted_proxies)
-        )
+        self.composer = HeadComposer(TrustedProxies(config.trusted_proxies))
         limits = config.limits
         self.authenticator = Authenticator(config.providers, cache_size=limits.token_cache_size)
         hosts: dict[tuple[str, str, int], None] = {}

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from propylon.stats import UpstreamStats
 
 
+class Corkable(Protocol):
+    """The client side of an exchange: writes between ``cork`` and ``uncork`` are joined."""
+
+    def cork(self) -> None: ...
+    def uncork(self) -> None: ...
+
+
 class ResponseSink(Protocol):
     """What an upstream connection reports to the exchange that owns it."""
 
@@ -34,13 +41,10 @@ class ResponseSink(Protocol):
     def upstream_failed(self, kind: str) -> None: ...
     def upstream_pause_writing(self) -> None: ...
     def upstream_resume_writing(self) -> None: ...
-
-
-class Corkable(Protocol):
-    """The client side of an exchange: writes between ``cork`` and ``uncork`` are joined."""
-
-    def cork(self) -> None: ...
-    def uncork(self) -> None: ...
+    @property
+    def client(self) -> Corkable:
+        """Where the response goes; corked while one upstream read is processed."""
+        ...
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -58,14 +62,12 @@ class UpstreamConnection(asyncio.Protocol):
         "reused",
         "sink",
         "transport",
-        "writer",
     )
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None
-        self.writer: Corkable | None = None
         self.head_request = False
         self.complete = False
         self.broken = False
@@ -94,9 +96,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         # Whatever one read makes the exchange write to its client (typically a response head
         # and its whole body) leaves in one send().
-        writer = self.writer
-        assert writer is not None
-        writer.cork()
+        client = sink.client
+        client.cork()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
@@ -106,7 +107,7 @@ class UpstreamConnection(asyncio.Protocol):
                 sink.upstream_failed("malformed")
             self.close()
         finally:
-            writer.uncork()
+            client.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.broken = True
@@ -175,16 +176,14 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish(self, keep_alive: bool) -> None:
         self.complete = True
         sink, self.sink = self.sink, None
-        self.writer = None  # an idle pooled connection must not keep a client alive
         if not keep_alive:
             self.broken = True
         if sink is not None:
             sink.upstream_complete(keep_alive)
 
     # -- ownership --------------------------------------------------------------------------
-    def begin(self, sink: ResponseSink, writer: Corkable, head_request: bool) -> None:
+    def begin(self, sink: ResponseSink, head_request: bool) -> None:
         self.sink = sink
-        self.writer = writer
         self.head_request = head_request
         self.complete = False
         self._in_final = True
@@ -204,7 +203,6 @@ class UpstreamConnection(asyncio.Protocol):
     def abort(self) -> None:
         self.broken = True
         self.sink = None
-        self.writer = None
         if self.transport is not None:
             self.transport.abort()
 

@@ -15,7 +15,7 @@ _ACCEPTABLE = re.compile(rb"[\x21-\x7e]{1,200}")
 
 
 class RequestIdPolicy:
-    __slots__ = ("_counter", "_line_prefix", "_prefix", "lower", "name")
+    __slots__ = ("_counter", "_prefix", "lower", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name.encode("ascii")
@@ -26,7 +26,6 @@ class RequestIdPolicy:
 
     def _reseed(self) -> None:
         self._prefix = os.urandom(8).hex().encode("ascii")
-        self._line_prefix = self.name + b": " + self._prefix
         self._counter = itertools.count(1)
 
     def choose(self, incoming: bytes | None) -> bytes:
@@ -38,6 +37,4 @@ class RequestIdPolicy:
 
     def line(self, incoming: bytes | None) -> bytes:
         """``choose``, as the header line (``Name: id``)."""
-        if incoming is not None and _ACCEPTABLE.fullmatch(incoming):
-            return self.name + b": " + incoming
-        return self._line_prefix + b"%016x" % next(self._counter)
+        return self.name + b": " + self.choose(incoming)
