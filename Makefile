@@ -1,11 +1,18 @@
 # propylon: the two commands a new user runs are `make run` and `make test`.
-# Everything they need is installed by the targets below (virtualenv, Python packages and,
-# for the benchmark smoke test, Debian's nginx and wrk).
+# Everything they need is installed by the targets below (virtualenv, Python packages, a C
+# compiler for the compiled request path and, for the benchmark smoke test, Debian's nginx
+# and wrk).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The editable install compiles setup.py's COMPILED modules in place (src/**/*.so), and a
+# compiled module shadows its .py: so whenever the gateway's source changes (a compiled
+# module, or one whose types they were compiled against), compile again.
+COMPILED_STAMP := $(VENV)/.compiled
+GATEWAY_SRC := $(shell find src/propylon -name '*.py')
+PURE_MARK := $(VENV)/.pure-python
 SERVICE_PKGS := $(wildcard services/*/pyproject.toml)
 
 .PHONY: help install run test lint typecheck unit bench bench-quick bench-soak clean
@@ -17,49 +24,61 @@ help:
 	@echo "make bench-quick  2-second smoke run of the benchmark harness"
 	@echo "make bench-soak   5-minute memory soak at 500 connections"
 
-$(STAMP): Makefile pyproject.toml $(SERVICE_PKGS)
+$(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "propylon needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		{ echo "could not create a virtualenv: on Debian/Ubuntu install python3-venv"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' -e ./services/servicekit \
+	@rm -f $(PURE_MARK); scripts/ensure-compiler $(PY) || { touch $(PURE_MARK); \
+		echo "NOTE: no C compiler or Python headers here: propylon is installed as pure"; \
+		echo "      Python (same behaviour, slower; see docs/performance.md)"; }
+	PROPYLON_PURE_PYTHON=$$(test -e $(PURE_MARK) && echo 1 || echo 0) \
+		$(PY) -m pip install --quiet -e '.[dev]' -e ./services/servicekit \
 		-e './services/identity[postgresql]' -e './services/profiles[postgresql]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(COMPILED_STAMP)
 
-install: $(STAMP)
+$(COMPILED_STAMP): $(STAMP) $(GATEWAY_SRC)
+	@if [ -e $(PURE_MARK) ]; then :; else \
+		echo "compiling the request path (mypyc)"; \
+		$(PY) setup.py --quiet build_ext --inplace >$(VENV)/compile.log 2>&1 \
+			|| { cat $(VENV)/compile.log; exit 1; }; fi
+	@touch $(COMPILED_STAMP)
 
-run: $(STAMP)
+install: $(COMPILED_STAMP)
+
+run: $(COMPILED_STAMP)
 	$(PY) -m propylon.stack
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests $(wildcard services) $(wildcard benchmarks)
-	$(VENV)/bin/ruff format --check src tests $(wildcard services) $(wildcard benchmarks)
+	$(VENV)/bin/ruff check setup.py src tests $(wildcard services) $(wildcard benchmarks)
+	$(VENV)/bin/ruff format --check setup.py src tests $(wildcard services) $(wildcard benchmarks)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 	@for p in $(dir $(SERVICE_PKGS)); do \
 		echo "mypy $$p"; (cd $$p && ../../$(VENV)/bin/mypy) || exit 1; done
 
-unit: $(STAMP)
+unit: $(COMPILED_STAMP)
 	@scripts/ensure-compose
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit bench-quick
 
-bench: $(STAMP)
+bench: $(COMPILED_STAMP)
 	benchmarks/ensure-tools
 	$(PY) benchmarks/bench.py
 
-bench-quick: $(STAMP)
+bench-quick: $(COMPILED_STAMP)
 	@benchmarks/ensure-tools; rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo "SKIPPED bench-quick: nginx/wrk missing and cannot be installed (not root)"; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; \
 	else $(PY) benchmarks/bench.py --quick; fi
 
-bench-soak: $(STAMP)
+bench-soak: $(COMPILED_STAMP)
 	benchmarks/ensure-tools
 	$(PY) benchmarks/bench.py --scenarios soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
+	find src -name '*.so' -delete

@@ -31,11 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+class _Version(argparse.Action):
+    """``--version``: the version and whether the request path is compiled (imported only
+    when asked: finding out loads the whole request path)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        from propylon.compilation import describe
+
+        print(f"propylon {__version__}\n{describe()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="propylon", description="A JSON API gateway (native, Ocelot and seed configs)."
     )
-    parser.add_argument("--version", action="version", version=f"propylon {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="start the gateway")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from propylon.auth.jwks_source import JwksSource
 
 _ALGORITHMS: Mapping[str, Algorithm] = get_default_algorithms()
-if SUPPORTED_ALGORITHMS - _ALGORITHMS.keys():
+if not _ALGORITHMS.keys() >= SUPPORTED_ALGORITHMS:
     # PyJWT offers the asymmetric algorithms only when `cryptography` is importable.
     raise ImportError("PyJWT lacks asymmetric algorithms: is the cryptography package installed?")
 

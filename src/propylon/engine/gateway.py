@@ -141,7 +141,8 @@ class Gateway:
 
     @property
     def sockets(self) -> Sequence[socket.socket]:
-        return [s for server in self._servers for s in server.sockets]
+        # getattr: typeshed says tuple, uvloop returns a list, and compiled code checks types.
+        return [s for server in self._servers for s in getattr(server, "sockets", ())]
 
     @property
     def port(self) -> int:

@@ -22,6 +22,7 @@ import time
 
 import uvloop
 
+from propylon.compilation import describe
 from propylon.config.model import GatewayConfig
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
@@ -83,6 +84,7 @@ async def _worker_main(
             workers,
             "" if workers == 1 else "s",
         )
+        log.info("%s", describe())
     await stop.wait()
     log.info("worker %d draining", worker_id)
     await gateway.stop()

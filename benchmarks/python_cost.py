@@ -1,0 +1,125 @@
+"""The gateway's own CPU time per request, without sockets: a steady, noise-free number.
+
+`make bench` measures what users see, against nginx, but on shared machines its ratios move
+by several points between runs. This drives one worker's real objects (the client protocol,
+the decision, authentication, the exchange, the upstream protocol) in-process with
+transports that only count writes, so it measures the Python (or compiled) code a request
+costs and nothing else. Use it to judge a change to the request path; use `make bench` to
+report.
+
+    .venv/bin/python benchmarks/python_cost.py                 # proxy, cached, rotate
+    taskset -c 0 .venv/bin/python benchmarks/python_cost.py --requests 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import uvloop
+
+from propylon.compilation import describe
+from propylon.config.loader import load_config
+from propylon.engine.gateway import Gateway
+from propylon.engine.server import ClientConnection
+from propylon.engine.upstream import UpstreamConnection
+
+ROUTES = Path(__file__).resolve().parent / "routes.ocelot.json"
+SECRET = "python-cost-secret-0123456789abcdef"
+ENV = {"PROPYLON_JWT_SECRET": SECRET, "PROPYLON_JWT_ALGORITHMS": "HS256"}
+# What U (nginx) answers in `make bench`, byte for byte apart from the date.
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 23 Nov 2026 09:45:11 GMT\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 200\r\nConnection: keep-alive\r\n\r\n"
+    + b"x"
+    * 200
+)
+
+
+class CountingTransport:
+    """Stands in for a socket: accepts writes, never pushes back."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def request(path: bytes, token: str | None = None) -> bytes:
+    head = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+    if token is not None:
+        head += b"Authorization: Bearer " + token.encode() + b"\r\n"
+    return head + b"\r\n"
+
+
+def tokens(count: int) -> list[str]:
+    return [
+        jwt.encode({"sub": f"user-{i:05d}", "exp": 4102444800}, SECRET, algorithm="HS256")
+        for i in range(count)
+    ]
+
+
+async def cost(requests: list[bytes], count: int, rounds: int) -> float:
+    """Best-of-rounds microseconds per request through one gateway."""
+    gateway = Gateway(load_config(str(ROUTES), env=ENV))
+    client = ClientConnection(gateway)
+    client_transport = CountingTransport()
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    pool = next(iter(gateway.pools.values()))
+    upstream = UpstreamConnection(pool)
+    upstream.connection_made(CountingTransport())  # type: ignore[arg-type]
+    pool.release(upstream)
+    feed_client, feed_upstream = client.data_received, upstream.data_received
+    variety = len(requests)
+    for i in range(min(count, 5000)):  # warm the caches this scenario is meant to hit
+        feed_client(requests[i % variety])
+        feed_upstream(RESPONSE)
+    best = float("inf")
+    for _ in range(rounds):
+        before = client_transport.writes
+        started = time.perf_counter()
+        for i in range(count):
+            feed_client(requests[i % variety])
+            feed_upstream(RESPONSE)
+        best = min(best, (time.perf_counter() - started) / count)
+        if client_transport.writes - before != count:
+            raise SystemExit("the gateway did not answer every request: the driver is broken")
+    return best * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=30000, help="per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rotating = tokens(10000)
+    scenarios = {
+        "proxy only": [request(b"/profiles/12345")],
+        "JWT HS256, cached": [request(b"/secure/profiles/12345", rotating[0])],
+        "JWT HS256, 10,000 tokens (misses)": [
+            request(b"/secure/profiles/12345", t) for t in rotating
+        ],
+    }
+    print(describe())
+    for name, requests in scenarios.items():
+        micros = uvloop.run(cost(requests, args.requests, args.rounds))
+        print(f"{name:36s} {micros:6.2f} us per request")
+
+
+if __name__ == "__main__":
+    main()

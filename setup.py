@@ -1,0 +1,48 @@
+"""Build hook: compile the request path with mypyc; everything else is in pyproject.toml.
+
+The modules below run for every request. mypyc (part of mypy, the type checker this project
+already runs strict) compiles them to C extensions from the same type-annotated source: about
+half the gateway's Python time per request goes away (docs/performance.md). Every other
+module stays plain Python. ``PROPYLON_PURE_PYTHON=1`` skips the compilation (no C compiler
+needed); the gateway behaves the same, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+COMPILED = [
+    # engine: the protocols on both sides, the exchange between them, per-request decisions
+    "src/propylon/engine/server.py",
+    "src/propylon/engine/exchange.py",
+    "src/propylon/engine/upstream.py",
+    "src/propylon/engine/request.py",
+    "src/propylon/engine/gateway.py",
+    "src/propylon/engine/watchdog.py",
+    "src/propylon/pipeline.py",
+    # per-route stages and counters
+    "src/propylon/policies/forwarding.py",
+    "src/propylon/policies/identity.py",
+    "src/propylon/policies/claim_headers.py",
+    "src/propylon/policies/request_id.py",
+    "src/propylon/stats/counters.py",
+    "src/propylon/stats/histogram.py",
+    # authentication: the token cache and, on a miss, parsing and claim checks
+    "src/propylon/auth/authenticator.py",
+    "src/propylon/auth/bearer.py",
+    "src/propylon/auth/compact_jws.py",
+    "src/propylon/auth/principal.py",
+    "src/propylon/auth/requirements.py",
+    "src/propylon/auth/token_cache.py",
+    "src/propylon/auth/verifier.py",
+]
+
+ext_modules = []
+if os.environ.get("PROPYLON_PURE_PYTHON") != "1":
+    from mypyc.build import mypycify
+
+    ext_modules = mypycify(COMPILED, opt_level="3", group_name="propylon")
+
+setup(ext_modules=ext_modules)
