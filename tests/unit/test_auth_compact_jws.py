@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from propylon.auth.compact_jws import MAX_TOKEN_BYTES, decode_segment, parse_compact_jws
+from propylon.auth.compact_jws import (
+    _HEADERS,
+    HEADER_CACHE_SIZE,
+    MAX_TOKEN_BYTES,
+    decode_segment,
+    parse_compact_jws,
+)
 from propylon.auth.failures import AuthFailure
 
 
@@ -141,3 +147,25 @@ def test_integers_beyond_64_bits_are_read_exactly(number: int) -> None:
     payload = b'{"sub":"svc","uid":%d,"nested":{"n":[%d]}}' % (number, number)
     claims = parse_compact_jws(token(HS, payload=payload)).claims()
     assert claims == {"sub": "svc", "uid": number, "nested": {"n": [number]}}
+
+
+def test_a_refused_header_is_refused_every_time_not_remembered() -> None:
+    raw = token({"alg": "HS256", "crit": ["exp"]})
+    for _ in range(2):
+        with pytest.raises(AuthFailure):
+            parse_compact_jws(raw)
+
+
+def test_a_remembered_header_is_shared_read_only_and_the_rest_is_per_token() -> None:
+    first = parse_compact_jws(token(HS, b'{"sub":"a"}', b"one"))
+    second = parse_compact_jws(token(HS, b'{"sub":"b"}', b"two"))
+    assert second.header is first.header  # parsed once
+    with pytest.raises(TypeError):
+        first.header["alg"] = "none"  # type: ignore[index]
+    assert (second.signature, second.claims()) == (b"two", {"sub": "b"})
+
+
+def test_the_header_memory_is_bounded() -> None:
+    for i in range(HEADER_CACHE_SIZE + 50):
+        parse_compact_jws(token({"alg": "HS256", "kid": f"key-{i}"}))
+    assert 0 < len(_HEADERS) <= HEADER_CACHE_SIZE

@@ -11,6 +11,7 @@ with numbers required to be JSON numbers (PyJWT would take ``"99"`` or ``true``)
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ _ALGORITHMS: Mapping[str, Algorithm] = get_default_algorithms()
 if not _ALGORITHMS.keys() >= SUPPORTED_ALGORITHMS:
     # PyJWT offers the asymmetric algorithms only when `cryptography` is importable.
     raise ImportError("PyJWT lacks asymmetric algorithms: is the cryptography package installed?")
+
+
+_HMAC_DIGESTS: Mapping[str, str] = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 
 
 def _is_number(value: object) -> bool:
@@ -64,7 +68,19 @@ class ProviderVerifier:
             from propylon.auth.jwks_source import JwksSource
 
             self.jwks = JwksSource(spec, on_keys_withdrawn=on_keys_withdrawn)
+        # HMAC tokens are checked with the standard library's HMAC (OpenSSL underneath), as
+        # PyJWT's HMACAlgorithm.verify does, but keyed once here and copied per token: with
+        # OpenSSL 3, keying a fresh HMAC (what PyJWT and hmac.digest do per call) looks the
+        # digest up again every time, which cost more than the rest of a cache miss.
+        self._keyed_hmacs: dict[str, hmac.HMAC] = {}
+        if self.static_key is not None and isinstance(self.static_key.material, bytes):
+            for alg in [a for a in self.algorithms if a in _HMAC_DIGESTS]:
+                self._keyed_hmacs[alg] = hmac.new(
+                    self.static_key.material, digestmod=_HMAC_DIGESTS[alg]
+                )
         self._audience = frozenset(spec.audience) or None
+        self.signature_checks = 0
+        """Signatures checked so far: the expensive step the token cache exists to skip."""
         self._leeway = spec.leeway
 
     def verify(self, token: CompactJws, now: float) -> Principal:
@@ -75,9 +91,16 @@ class ProviderVerifier:
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise AuthFailure("algorithm not allowed")
         algorithm = _ALGORITHMS[alg]
+        keyed = self._keyed_hmacs.get(alg)
         for key in self._candidates(header, alg):
+            self.signature_checks += 1
             try:
-                valid = algorithm.verify(token.signing_input, key.material, token.signature)
+                if keyed is not None and key is self.static_key:
+                    mac = keyed.copy()
+                    mac.update(token.signing_input)
+                    valid = hmac.compare_digest(token.signature, mac.digest())
+                else:
+                    valid = algorithm.verify(token.signing_input, key.material, token.signature)
             except (ValueError, TypeError):
                 valid = False
             if valid:

@@ -15,6 +15,7 @@ from propylon.policies.forwarding import HOP_BY_HOP
 # Characters that could end a header line or smuggle a second header into the upstream request.
 _UNSAFE_VALUE = re.compile(rb"[\x00-\x1f\x7f]")
 _REMEMBERED = 4096
+_UNKNOWN = b""
 
 
 class IdentityHeader:
@@ -32,10 +33,11 @@ class IdentityHeader:
     def line(self, subject: str) -> bytes | None:
         """The header line for ``subject``, or None when the subject cannot be sent safely."""
         lines = self._lines
-        try:
-            return lines[subject]
-        except KeyError:
-            pass
+        # get() with a default, not try/except KeyError: a new subject is the common case
+        # when tokens rotate, and a raised KeyError costs more than this whole method.
+        found = lines.get(subject, _UNKNOWN)
+        if found != _UNKNOWN:  # no real line is empty
+            return found
         value = subject.encode("utf-8")
         line = None if _UNSAFE_VALUE.search(value) else self.name + b": " + value
         if len(lines) >= _REMEMBERED:
