@@ -22,6 +22,9 @@ COMPILED = [
     "src/propylon/engine/gateway.py",
     "src/propylon/engine/watchdog.py",
     "src/propylon/pipeline.py",
+    # a new request target (a decision-cache miss): canonicalise, match, build the target
+    "src/propylon/paths.py",
+    "src/propylon/routing.py",
     # per-route stages and counters
     "src/propylon/policies/forwarding.py",
     "src/propylon/policies/identity.py",

@@ -110,6 +110,8 @@ def main() -> None:
     rotating = tokens(10000)
     scenarios = {
         "proxy only": [request(b"/profiles/12345")],
+        # Real clients ask for many ids: each new path is canonicalised and matched again.
+        "proxy only, 10,000 paths": [request(b"/profiles/%d" % i) for i in range(10000)],
         "JWT HS256, cached": [request(b"/secure/profiles/12345", rotating[0])],
         "JWT HS256, 10,000 tokens (misses)": [
             request(b"/secure/profiles/12345", t) for t in rotating

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from types import MappingProxyType
-from typing import TypeAlias, TypeGuard
+from typing import Final, TypeAlias, TypeGuard
 
 from propylon.config.model import RouteSpec
 from propylon.route_templates import (
@@ -321,10 +321,27 @@ def compile_route(spec: RouteSpec, index: int, rank: int = 0) -> CompiledRoute:
 # -- results ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class RouteMatch:
-    route: CompiledRoute
-    params: Mapping[str, str]
+    """The route that serves a path, and the placeholder values taken from it. A plain class
+    with ``Final`` fields rather than a frozen dataclass: one is built per new request target,
+    and a dataclass's generated ``__init__`` stays interpreted where this module is
+    compiled."""
+
+    __slots__ = ("params", "route")
+
+    def __init__(self, route: CompiledRoute, params: Mapping[str, str]) -> None:
+        self.route: Final = route
+        self.params: Final = params
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RouteMatch):
+            return NotImplemented
+        return self.route is other.route and self.params == other.params
+
+    __hash__ = None  # type: ignore[assignment]  # params is a mapping: not hashable
+
+    def __repr__(self) -> str:
+        return f"RouteMatch(route={self.route.index}, params={dict(self.params)!r})"
 
     def downstream_target(self, path: str, query: str) -> str:
         return self.route.downstream_target(self.params, path, query)

@@ -348,7 +348,7 @@ class Exchange:
         self.done = True
         self.watchdog.unwatch(self)
         self.plan.stats.end(
-            self.status, self.loop.time() - self.started, self.bytes_in, self.bytes_out
+            self.status, self.client.clock() - self.started, self.bytes_in, self.bytes_out
         )
         if notify_client:
             self.client.exchange_finished(self, keep_alive)

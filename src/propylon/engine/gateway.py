@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 import orjson
@@ -22,7 +21,7 @@ from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principa
 from propylon.config.model import AuthRequirement, GatewayConfig
 from propylon.engine.exchange import Exchange
 from propylon.engine.request import Request
-from propylon.engine.server import ClientConnection
+from propylon.engine.server import ClientConnection, ClientLimits
 from propylon.engine.upstream import UpstreamPool
 from propylon.engine.watchdog import Watchdog
 from propylon.paths import PathRejected, canonicalise
@@ -46,12 +45,16 @@ UPSTREAM_IDLE_TIMEOUT = 30.0
 DECISION_CACHE_SIZE = 4096
 
 
-@dataclass(frozen=True, slots=True)
 class Routed:
-    """Where a request goes: its route's plan and the downstream request target."""
+    """Where a request goes: its route's plan and the downstream request target. (Plain,
+    with ``Final`` fields: one is built per new request target, and a dataclass's generated
+    ``__init__`` stays interpreted where this module is compiled.)"""
 
-    plan: RoutePlan
-    target: bytes
+    __slots__ = ("plan", "target")
+
+    def __init__(self, plan: RoutePlan, target: bytes) -> None:
+        self.plan: Final = plan
+        self.target: Final = target
 
 
 class Gateway:
@@ -74,6 +77,7 @@ class Gateway:
         self.request_id = RequestIdPolicy(config.request_id_header)
         self.composer = HeadComposer(TrustedProxies(config.trusted_proxies))
         limits = config.limits
+        self.client_limits = ClientLimits(limits)
         self.authenticator = Authenticator(config.providers, cache_size=limits.token_cache_size)
         hosts: dict[tuple[str, str, int], None] = {}
         for spec in config.routes:
@@ -313,7 +317,7 @@ class Gateway:
             identity_lines=identity_lines,
             request_id_line=request_id_line,
         )
-        conn.proceed(Exchange(conn, request, plan, pool, head, request_id_line, self.loop.time()))
+        conn.proceed(Exchange(conn, request, plan, pool, head, request_id_line, conn.clock()))
 
     def _refuse(
         self,

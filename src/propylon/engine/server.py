@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -22,6 +23,7 @@ from propylon.engine.request import HeaderError, Request, sort_headers
 from propylon.engine.watchdog import NEVER
 
 if TYPE_CHECKING:
+    from propylon.config.model import Limits
     from propylon.engine.gateway import Gateway
 
 log = logging.getLogger("propylon.engine")
@@ -30,6 +32,29 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Body bytes held for an exchange that has no upstream connection yet (it is connecting, or
 # a JWKS refresh is pending) before reading from the client pauses.
 BUFFER_HIGH_WATER = 256 * 1024
+
+
+class ClientLimits:
+    """The limits a client connection checks, copied once from the config's ``Limits``:
+    read for every header of every request, so they live where compiled code reads them
+    directly rather than through a config object's attribute lookup."""
+
+    __slots__ = (
+        "header_timeout",
+        "keepalive_timeout",
+        "max_body_bytes",
+        "max_header_bytes",
+        "max_headers",
+        "max_url_bytes",
+    )
+
+    def __init__(self, limits: Limits) -> None:
+        self.max_body_bytes: int = limits.max_body_bytes
+        self.max_header_bytes: int = limits.max_header_bytes
+        self.max_headers: int = limits.max_headers
+        self.max_url_bytes: int = limits.max_url_bytes
+        self.header_timeout: float = limits.header_timeout
+        self.keepalive_timeout: float = limits.keepalive_timeout
 
 
 class _Reject(Exception):
@@ -46,14 +71,20 @@ class ClientConnection(asyncio.Protocol):
         "_buffered",
         "_closed",
         "_corked",
+        "_feed",
         "_head_bytes",
         "_headers",
+        "_http_version",
         "_in_head",
+        "_keep_alive",
+        "_method",
         "_parsing",
         "_paused",
         "_queue",
         "_reject",
         "_url",
+        "_write",
+        "clock",
         "deadline",
         "exchange",
         "gateway",
@@ -67,8 +98,17 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.loop = gateway.loop
-        self.limits = gateway.config.limits
+        self.limits = gateway.client_limits
         self.parser = httptools.HttpRequestParser(self)
+        # Bound once: looking a method up on an extension object is a measurable part of a
+        # request's cost once the rest is compiled, and these run for every request.
+        self._feed: Callable[[bytes], None] = self.parser.feed_data
+        self._method: Callable[[], bytes] = self.parser.get_method
+        self._http_version: Callable[[], str] = self.parser.get_http_version
+        self._keep_alive: Callable[[], bool] = self.parser.should_keep_alive
+        self.clock: Callable[[], float] = self.loop.time
+        """The loop's clock, bound once (exchanges on this connection use it too)."""
+        self._write: Callable[[bytes], object] | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.exchange: Exchange | None = None
@@ -95,6 +135,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        self._write = self.transport.write
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else "unix"
         sock = transport.get_extra_info("socket")
@@ -102,13 +143,13 @@ class ClientConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.gateway.connections.add(self)
         self.gateway.watchdog.watch(self)
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = self.clock() + self.limits.header_timeout
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade as upgrade:
             # Protocol upgrades (WebSocket, h2c) are not tunnelled: the request is served as
             # plain HTTP without its Upgrade header, and parsing resumes after the head.
@@ -155,7 +196,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._in_head = True
         if self._active is None:
-            self.deadline = self.loop.time() + self.limits.header_timeout
+            self.deadline = self.clock() + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -175,12 +216,11 @@ class ClientConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self.deadline = NEVER
-        parser = self.parser
         request = Request(
-            parser.get_method(),
+            self._method(),
             self._url,
-            parser.get_http_version() == "1.1",
-            parser.should_keep_alive(),
+            self._http_version() == "1.1",
+            self._keep_alive(),
         )
         try:
             sort_headers(
@@ -311,9 +351,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self.resume_reading(self.PAUSE_PIPELINE)
         if self._in_head:
-            self.deadline = self.loop.time() + self.limits.header_timeout
+            self.deadline = self.clock() + self.limits.header_timeout
         else:
-            self.deadline = self.loop.time() + self.limits.keepalive_timeout
+            self.deadline = self.clock() + self.limits.keepalive_timeout
 
     def _serve_next(self) -> None:
         if self._closed or self._active is not None or not self._queue:
@@ -330,9 +370,9 @@ class ClientConnection(asyncio.Protocol):
         if corked is not None:
             corked.append(data)
             return
-        transport = self.transport
-        if transport is not None and not self._closed:
-            transport.write(data)
+        write = self._write
+        if write is not None and not self._closed:
+            write(data)
 
     def cork(self) -> None:
         """Collect writes until ``uncork``: one send() for a response head and its body."""
