@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 
+import pytest
 from aiohttp import web
 
 from propylon.config.model import DownstreamHost, Limits
@@ -312,3 +313,47 @@ async def test_repeated_targets_route_the_same_and_hosts_are_respected() -> None
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "served_by", "path_qs"),
+    [
+        ("http://a.example/x/1", "a", "/a/1"),  # no port, no query
+        ("HTTP://A.EXAMPLE/x/1?q=1", "a", "/a/1?q=1"),
+        ("http://b.example/x/1", "b", "/b/1"),
+    ],
+)
+async def test_absolute_form_targets_route_on_their_host_and_path(
+    target: str, served_by: str, path_qs: str
+) -> None:
+    """RFC 9112 s.3.2.2: an absolute-form target's authority replaces Host, and a target
+    without a port, a path or a query is as good as one with them."""
+    a = await RecordingUpstream().start()
+    b = await RecordingUpstream().start()
+    try:
+        cfg = config(
+            route("/x/{id}", a.port, "/a/{id}", upstream_host="a.example"),
+            route("/x/{id}", b.port, "/b/{id}"),
+        )
+        async with running(cfg) as gw:
+            r = await request(gw.port, "GET", target, host="a.example")
+            assert r.status == 200
+            assert ({"a": a, "b": b}[served_by]).last.path_qs == path_qs
+            assert len(a.seen) + len(b.seen) == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize(
+    "target", ["http://a.example:80", "http://a.example", "http://a.example:8080/"]
+)
+async def test_absolute_form_target_without_a_path_is_the_root(target: str) -> None:
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/", up.port))) as gw:
+            r = await request(gw.port, "GET", target)
+            assert r.status == 200
+            assert up.last.path_qs == "/"
+    finally:
+        await up.close()

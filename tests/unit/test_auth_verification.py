@@ -298,3 +298,21 @@ async def test_authenticate_async_verifies_like_authenticate(auth: Authenticator
     assert principal.provider == "hs"
     with pytest.raises(AuthFailure):
         await auth.authenticate_async([], ("hs",))
+
+
+def test_time_claims_of_any_size_are_compared_not_crashed_on() -> None:
+    """JSON integers have no size limit: an exp beyond any float is a token that never
+    expires (PyJWT accepts it too), an nbf or iat beyond it is not valid yet; neither may
+    turn into an OverflowError (a 500)."""
+    auth = Authenticator({"hs": JwtProviderSpec("hs", ("HS256",), secret=SECRET)})
+    huge = 10**400
+    principal = auth.authenticate(bearer(sign(SECRET, "HS256", claims(exp=huge))), ("hs",))
+    assert principal.expires_at == float("inf")
+    assert auth.authenticate(bearer(sign(SECRET, "HS256", claims(exp=huge))), ("hs",)) is principal
+    for name in ("nbf", "iat"):
+        with pytest.raises(AuthFailure) as refused:
+            auth.authenticate(bearer(sign(SECRET, "HS256", claims(**{name: huge}))), ("hs",))
+        assert refused.value.reason == "token not yet valid"
+    with pytest.raises(AuthFailure) as refused:
+        auth.authenticate(bearer(sign(SECRET, "HS256", claims(exp=-huge))), ("hs",))
+    assert refused.value.reason == "token expired"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -76,11 +77,15 @@ def principal_from_claims(claims: dict[str, Any], provider: str) -> Principal:
     # Whole seconds, as the verifier compared them: a cached token must stop being served
     # exactly when a fresh verification would refuse it.
     exp = int(claims["exp"])
+    try:
+        expires_at = float(exp)
+    except OverflowError:  # an exp beyond any float: never, for practical purposes
+        expires_at = math.inf
     return Principal(
         subject=subject,
         # A read-only view: cached principals are shared by every request with the token.
         claims=MappingProxyType(claims),
         scopes=scopes_of(claims),
-        expires_at=float(exp),
+        expires_at=expires_at,
         provider=provider,
     )

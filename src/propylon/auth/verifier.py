@@ -37,18 +37,28 @@ _HMAC_DIGESTS: Mapping[str, str] = {"HS256": "sha256", "HS384": "sha384", "HS512
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    # An int is always finite, however long (math.isfinite would overflow on it).
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _seconds(claims: Mapping[str, Any], name: str) -> int | None:
+def _seconds(claims: Mapping[str, Any], name: str) -> float | None:
     """A NumericDate claim in whole seconds (truncated, as PyJWT compares them), None when
-    absent; AuthFailure when present but not a finite number."""
+    absent; AuthFailure when present but not a finite number. As a float, so that it
+    compares with the clock the same way compiled and interpreted (compiled code turns an
+    int into a float to compare it with one); an int beyond any float is +-inf, which
+    compares with any real clock as the int would."""
     if name not in claims:
         return None
     value = claims[name]
     if not _is_number(value):
         raise AuthFailure(f"{name} is not a number")
-    return int(value)
+    whole = int(value)
+    try:
+        return float(whole)
+    except OverflowError:
+        return math.inf if whole > 0 else -math.inf
 
 
 class ProviderVerifier:
@@ -134,7 +144,7 @@ class ProviderVerifier:
         exp = _seconds(claims, "exp")
         assert exp is not None
         leeway = self._leeway
-        if exp + leeway <= now:
+        if exp <= now - leeway:  # PyJWT's form of the comparison
             raise AuthFailure("token expired")
         nbf = _seconds(claims, "nbf")
         if nbf is not None and nbf > now + leeway:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 import orjson
@@ -226,7 +226,9 @@ class Gateway:
             raw_path, _, query = target.partition(b"?")
         elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
             try:
-                url = httptools.parse_url(target)
+                # Any: httptools' stubs declare every part present, but a part the target
+                # lacks (port, path, query) is None, which compiled code would refuse.
+                url: Any = httptools.parse_url(target)
             except httptools.HttpParserInvalidURLError:
                 return errors.BAD_REQUEST
             raw_path, query = url.path or b"/", url.query or b""

@@ -214,8 +214,10 @@ class UpstreamPool:
         self.host = host
         self.port = port
         self.key = f"{host}:{port}"
+        # RFC 9110 s.7.2 / RFC 3986 s.3.2.2: an IPv6 literal is bracketed in Host.
+        authority = f"[{host}]" if ":" in host else host
         self.host_header = (
-            host if (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+            authority if (scheme, port) in (("http", 80), ("https", 443)) else f"{authority}:{port}"
         ).encode("idna")
         self.stats = stats
         self._idle: list[UpstreamConnection] = []
