@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -294,8 +296,10 @@ async def test_fragment_never_reaches_the_upstream() -> None:
         await up.close()
 
 
-async def test_repeated_targets_route_the_same_and_hosts_are_respected() -> None:
-    """The decision cache must give the same answers as routing afresh."""
+@asynccontextmanager
+async def host_routed() -> AsyncIterator[tuple[RecordingUpstream, RecordingUpstream, int]]:
+    """A gateway with two routes on /x/{id}: Host a.example goes to upstream a (/a/{id}),
+    any other host to upstream b (/b/{id}). Yields a, b and the gateway's port."""
     a = await RecordingUpstream().start()
     b = await RecordingUpstream().start()
     try:
@@ -304,15 +308,21 @@ async def test_repeated_targets_route_the_same_and_hosts_are_respected() -> None
             route("/x/{id}", b.port, "/b/{id}"),
         )
         async with running(cfg) as gw:
-            for _ in range(3):
-                await request(gw.port, "GET", "/x/1", host="a.example")
-                assert a.last.path_qs == "/a/1"
-                await request(gw.port, "GET", "/x/1", host="other.example")
-                assert b.last.path_qs == "/b/1"
-            assert len(a.seen) == 3 and len(b.seen) == 3
+            yield a, b, gw.port
     finally:
         await a.close()
         await b.close()
+
+
+async def test_repeated_targets_route_the_same_and_hosts_are_respected() -> None:
+    """The decision cache must give the same answers as routing afresh."""
+    async with host_routed() as (a, b, port):
+        for _ in range(3):
+            await request(port, "GET", "/x/1", host="a.example")
+            assert a.last.path_qs == "/a/1"
+            await request(port, "GET", "/x/1", host="other.example")
+            assert b.last.path_qs == "/b/1"
+        assert len(a.seen) == 3 and len(b.seen) == 3
 
 
 @pytest.mark.parametrize(
@@ -328,21 +338,11 @@ async def test_absolute_form_targets_route_on_their_host_and_path(
 ) -> None:
     """RFC 9112 s.3.2.2: an absolute-form target's authority replaces Host, and a target
     without a port, a path or a query is as good as one with them."""
-    a = await RecordingUpstream().start()
-    b = await RecordingUpstream().start()
-    try:
-        cfg = config(
-            route("/x/{id}", a.port, "/a/{id}", upstream_host="a.example"),
-            route("/x/{id}", b.port, "/b/{id}"),
-        )
-        async with running(cfg) as gw:
-            r = await request(gw.port, "GET", target, host="a.example")
-            assert r.status == 200
-            assert ({"a": a, "b": b}[served_by]).last.path_qs == path_qs
-            assert len(a.seen) + len(b.seen) == 1
-    finally:
-        await a.close()
-        await b.close()
+    async with host_routed() as (a, b, port):
+        r = await request(port, "GET", target, host="a.example")
+        assert r.status == 200
+        assert ({"a": a, "b": b}[served_by]).last.path_qs == path_qs
+        assert len(a.seen) + len(b.seen) == 1
 
 
 @pytest.mark.parametrize(
