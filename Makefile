@@ -33,10 +33,11 @@ $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 	@rm -f $(PURE_MARK); scripts/ensure-compiler $(PY) || { touch $(PURE_MARK); \
 		echo "NOTE: no C compiler or Python headers here: propylon is installed as pure"; \
 		echo "      Python (same behaviour, slower; see docs/performance.md)"; }
-	PROPYLON_PURE_PYTHON=$$(test -e $(PURE_MARK) && echo 1 || echo 0) \
-		$(PY) -m pip install --quiet -e '.[dev]' -e ./services/servicekit \
+	@# Packages first (pure Python), then the compilation below, with every dependency
+	@# installed so that mypyc sees their types.
+	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev]' -e ./services/servicekit \
 		-e './services/identity[postgresql]' -e './services/profiles[postgresql]'
-	@touch $(STAMP) $(COMPILED_STAMP)
+	@touch $(STAMP)
 
 $(COMPILED_STAMP): $(STAMP) $(GATEWAY_SRC)
 	@if [ -e $(PURE_MARK) ]; then :; else \
