@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -67,20 +66,17 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def principal_from_claims(claims: dict[str, Any], provider: str) -> Principal:
-    """Build the principal of a token whose signature and registered claims already verified."""
+def principal_from_claims(claims: dict[str, Any], provider: str, expires_at: float) -> Principal:
+    """Build the principal of a token whose signature and registered claims already verified.
+
+    ``expires_at`` is ``exp`` exactly as the verifier compared it with the clock (whole
+    seconds, a float): a cached token must stop being served exactly when a fresh
+    verification would refuse it."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         # The identity header is how upstreams learn who called; without a subject there is
         # no one to name, so the token is useless for a protected route.
         raise AuthFailure("token has no string sub")
-    # Whole seconds, as the verifier compared them: a cached token must stop being served
-    # exactly when a fresh verification would refuse it.
-    exp = int(claims["exp"])
-    try:
-        expires_at = float(exp)
-    except OverflowError:  # an exp beyond any float: never, for practical purposes
-        expires_at = math.inf
     return Principal(
         subject=subject,
         # A read-only view: cached principals are shared by every request with the token.

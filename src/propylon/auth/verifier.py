@@ -84,10 +84,9 @@ class ProviderVerifier:
         # digest up again every time, which cost more than the rest of a cache miss.
         self._keyed_hmacs: dict[str, hmac.HMAC] = {}
         if self.static_key is not None and isinstance(self.static_key.material, bytes):
-            for alg in [a for a in self.algorithms if a in _HMAC_DIGESTS]:
-                self._keyed_hmacs[alg] = hmac.new(
-                    self.static_key.material, digestmod=_HMAC_DIGESTS[alg]
-                )
+            for alg, digest in _HMAC_DIGESTS.items():
+                if alg in self.algorithms:
+                    self._keyed_hmacs[alg] = hmac.new(self.static_key.material, digestmod=digest)
         self._audience = frozenset(spec.audience) or None
         self.signature_checks = 0
         """Signatures checked so far: the expensive step the token cache exists to skip."""
@@ -115,8 +114,8 @@ class ProviderVerifier:
                 valid = False
             if valid:
                 claims = token.claims()
-                self._check_claims(claims, now)
-                return principal_from_claims(claims, self.name)
+                expires_at = self._check_claims(claims, now)
+                return principal_from_claims(claims, self.name, expires_at)
             # A kid-less token: another candidate may be the signer.
         raise AuthFailure("bad signature")
 
@@ -138,7 +137,9 @@ class ProviderVerifier:
             raise KeyRefreshNeeded("unknown kid", (self.jwks.refresh_for_unknown_kid,))
         raise AuthFailure("unknown kid")
 
-    def _check_claims(self, claims: Mapping[str, Any], now: float) -> None:
+    def _check_claims(self, claims: Mapping[str, Any], now: float) -> float:
+        """AuthFailure unless the registered claims hold at ``now``; returns ``exp`` as
+        compared (whole seconds, a float, +-inf beyond the float range)."""
         if claims.get("exp") is None:
             raise AuthFailure("required claim missing")
         exp = _seconds(claims, "exp")
@@ -175,6 +176,7 @@ class ProviderVerifier:
         for name in ("sub", "jti"):
             if name in claims and not isinstance(claims[name], str):
                 raise AuthFailure(f"{name} is not a string")
+        return exp
 
     def cache_deadline(self, principal: Principal) -> float:
         """Until when a verified token may be served from the cache."""
