@@ -33,7 +33,12 @@ URI_TOO_LONG = ErrorKind(414, "UriTooLong", "The request target is too long.")
 HEADERS_TOO_LARGE = ErrorKind(
     431, "RequestHeaderFieldsTooLarge", "The request headers are too large."
 )
-NOT_IMPLEMENTED = ErrorKind(501, "NotImplemented", "This transfer coding is not supported.")
+METHOD_NOT_IMPLEMENTED = ErrorKind(
+    501, "NotImplemented", "The gateway does not implement this method."
+)
+UPGRADE_NOT_IMPLEMENTED = ErrorKind(
+    501, "NotImplemented", "Protocol upgrades with a request body are not supported."
+)
 UPSTREAM_UNAVAILABLE = ErrorKind(502, "UpstreamUnavailable", "The upstream service is unavailable.")
 BAD_UPSTREAM_RESPONSE = ErrorKind(
     502, "UpstreamUnavailable", "The upstream service sent an invalid response."

@@ -3,89 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from tests.support.client import request
+from tests.support.processes import gateway_process, ocelot_file
 from tests.support.upstreams import RecordingUpstream, Seen, free_port
-
-
-def _ocelot(tmp: Path, upstream_port: int) -> Path:
-    path = tmp / "ocelot.json"
-    path.write_text(
-        json.dumps(
-            {
-                "Routes": [
-                    {
-                        "UpstreamPathTemplate": "/api/{everything}",
-                        "UpstreamHttpMethod": [],
-                        "DownstreamPathTemplate": "/{everything}",
-                        "DownstreamScheme": "http",
-                        "DownstreamHostAndPorts": [{"Host": "127.0.0.1", "Port": upstream_port}],
-                    }
-                ]
-            }
-        )
-    )
-    return path
-
-
-@contextmanager
-def gateway_process(config: Path, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "propylon",
-            "run",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        import socket
-
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read().decode() if proc.stdout else "exited")
-            time.sleep(0.05)
-        time.sleep(0.3 if workers > 1 else 0)  # let every worker bind
-        yield proc
-    finally:
-        # The whole session: a failing test must not leave workers serving the port.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 async def test_workers_share_the_port_and_stats_cover_all(tmp_path: Path) -> None:
     up = await RecordingUpstream().start()
     port = free_port()
     try:
-        with gateway_process(_ocelot(tmp_path, up.port), port, workers=2) as proc:
+        with gateway_process(ocelot_file(tmp_path, up.port), port, workers=2) as proc:
             for _ in range(40):
                 r = await request(port, "GET", "/api/things")
                 assert r.status == 200
@@ -108,7 +45,7 @@ async def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
     up = await RecordingUpstream(handler=slow).start()
     port = free_port()
     try:
-        with gateway_process(_ocelot(tmp_path, up.port), port, workers=1) as proc:
+        with gateway_process(ocelot_file(tmp_path, up.port), port, workers=1) as proc:
             pending = asyncio.create_task(request(port, "GET", "/api/slow", timeout=10))
             await asyncio.sleep(0.3)
             proc.send_signal(signal.SIGTERM)
@@ -177,7 +114,7 @@ async def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> Non
     up = await RecordingUpstream().start()
     port = free_port()
     try:
-        with gateway_process(_ocelot(tmp_path, up.port), port, workers=2) as proc:
+        with gateway_process(ocelot_file(tmp_path, up.port), port, workers=2) as proc:
             children = await asyncio.to_thread(_children, proc.pid)
             assert len(children) == 2
             proc.kill()  # SIGKILL: the supervisor gets no chance to stop its workers
@@ -250,7 +187,7 @@ async def test_streaming_large_bodies_does_not_fault_in_fresh_memory(tmp_path: P
     port = free_port()
     body = os.urandom(8 * 1024 * 1024)
     try:
-        with gateway_process(_ocelot(tmp_path, up.port), port, workers=1) as proc:
+        with gateway_process(ocelot_file(tmp_path, up.port), port, workers=1) as proc:
             first = await request(port, "POST", "/api/upload", body=body, timeout=30)
             assert first.status == 200
             before = _minor_faults(proc.pid)

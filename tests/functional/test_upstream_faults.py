@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 
 from propylon.errors import envelope
 from tests.support.client import exchange_raw, request
@@ -162,5 +164,63 @@ async def test_stale_pooled_connection_is_retried_for_idempotent_requests() -> N
             r = await request(gw.port, "POST", "/x", body=b"{}")
             assert r.status in (200, 502)
             assert up.requests >= 3
+    finally:
+        await up.close()
+
+
+async def test_reset_during_a_close_delimited_body_aborts_the_client_response() -> None:
+    """Security review item 6: a reset is not the end of a close-delimited body."""
+
+    async def reset_mid_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial-body")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        sock = writer.get_extra_info("socket")
+        # SO_LINGER 0: close() sends RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    up = await RawUpstream(reset_mid_body).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            responses, raw, closed = await exchange_raw(
+                gw.port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", timeout=3
+            )
+            assert b"partial-body" in raw
+            assert not raw.endswith(b"0\r\n\r\n")  # no terminating chunk
+            assert closed
+            assert not any(r.complete for r in responses)
+            assert gw.stats.upstreams[f"127.0.0.1:{up.port}"].errors == 1
+    finally:
+        await up.close()
+
+
+async def test_an_upstream_101_is_a_bad_response_not_retried() -> None:
+    """Security review item 11: the gateway never asks for an upgrade, so a 101 is a 502."""
+
+    async def switching(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.5)
+
+    up = await RawUpstream(switching).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            assert (await request(gw.port, "GET", "/x")).status == 200
+            # The 101 comes on a reused connection, where a reset would be retried.
+            r = await request(gw.port, "GET", "/x")
+            assert r.status == 502
+            assert r.json() == {
+                "code": 502,
+                "codemessage": "UpstreamUnavailable",
+                "message": "The upstream service sent an invalid response.",
+            }
+            assert up.requests == 1
     finally:
         await up.close()

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from propylon.pipeline import RoutePlan
 
 # RFC 9110 s.9.2.2: only these may be sent again after a connection failed mid-request.
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
+RETRYABLE_FAULTS = frozenset({"closed", "reset"})
 CLIENT_GONE = 499
 STATUS_LINES = {s.value: b"HTTP/1.1 %d %s" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _PLAIN_CONNECTION = frozenset(
@@ -38,6 +39,8 @@ class Exchange:
         "_last_activity",
         "_retried",
         "_timeout",
+        "body_ended",
+        "body_sent",
         "bytes_in",
         "bytes_out",
         "chunked_out",
@@ -84,6 +87,10 @@ class Exchange:
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.body_sent = 0
+        """Request body bytes written upstream (not counting chunked framing)."""
+        self.body_ended = False
+        """The terminating chunk of a chunked request body was written upstream."""
         self._retried = False
         self._timeout = plan.timeout
         self._last_activity = started
@@ -127,6 +134,7 @@ class Exchange:
             self.client.body_flushed()
         if request.complete and request.chunked:
             conn.write(b"0\r\n\r\n")
+            self.body_ended = True
 
     # -- request body (from the client) -------------------------------------------------------
     def request_body(self, chunk: bytes) -> None:
@@ -140,6 +148,7 @@ class Exchange:
             self._send_body(conn, chunk)
 
     def _send_body(self, conn: UpstreamConnection, chunk: bytes) -> None:
+        self.body_sent += len(chunk)
         if self.request.chunked:
             conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         else:
@@ -149,6 +158,22 @@ class Exchange:
         conn = self.upstream
         if conn is not None and self.request.chunked:
             conn.write(b"0\r\n\r\n")
+            self.body_ended = True
+
+    def _request_sent_whole(self) -> bool:
+        """Whether the upstream received exactly the request body its head announced.
+
+        The pool invariant rests on this: a connection goes back to the pool only after the
+        gateway wrote exactly the body it announced and read exactly one complete response.
+        A connection on which fewer bytes went out than announced would take the next
+        request's head as the rest of this body, so anything else closes it.
+        """
+        request = self.request
+        if not request.complete:
+            return False
+        if request.chunked:
+            return self.body_ended
+        return self.body_sent == (request.content_length or 0)
 
     # -- response (from the upstream) -----------------------------------------------------------
     def upstream_head(
@@ -226,7 +251,7 @@ class Exchange:
         if self.chunked_out:
             self.client.write(b"0\r\n\r\n")
         if conn is not None:
-            if keep_alive and self.request.complete:
+            if keep_alive and self._request_sent_whole():
                 self.pool.release(conn)
             else:
                 conn.close()
@@ -239,13 +264,15 @@ class Exchange:
         if (
             conn is not None
             and conn.reused
-            and not self.response_started
+            and not conn.answered
+            and kind in RETRYABLE_FAULTS
             and not self._retried
             and not self.request.has_body
             and self.request.method in IDEMPOTENT
         ):
-            # A pooled connection the upstream closed while we picked it: the request never
-            # reached the service, so it is safe to send once more on a fresh connection.
+            # A pooled connection the upstream closed while we picked it, before one byte of
+            # an answer: the request never reached the service, so it is safe to send once
+            # more on a fresh connection. A malformed answer (or a 101) is never retried.
             self._retried = True
             self.loop.create_task(self._connect())
             return

@@ -41,6 +41,9 @@ log = logging.getLogger("propylon")
 CHALLENGE = (("WWW-Authenticate", "Bearer"),)
 INVALID_TOKEN = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
 INSUFFICIENT_SCOPE = (("WWW-Authenticate", 'Bearer error="insufficient_scope"'),)
+# TRACE would echo back the identity and forwarding headers the gateway sets; CONNECT is a
+# tunnel (the parser refuses it first; this is the second line). Refused on every route.
+REFUSED_METHODS = frozenset({b"TRACE", b"CONNECT"})
 UPSTREAM_IDLE_TIMEOUT = 30.0
 DECISION_CACHE_SIZE = 4096
 
@@ -219,6 +222,8 @@ class Gateway:
 
     def _route(self, conn: ClientConnection, request: Request) -> Routed | errors.ErrorKind | None:
         """Target form -> canonical path -> /stats or a route (None: answered already)."""
+        if request.method in REFUSED_METHODS:
+            return errors.METHOD_NOT_IMPLEMENTED
         # A fragment is never sent by a conforming client and never goes upstream, not even
         # inside the query.
         target = request.target.partition(b"#")[0]

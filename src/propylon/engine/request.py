@@ -20,6 +20,8 @@ class Request:
         "chunked",
         "complete",
         "content_length",
+        "discard",
+        "discard_limit",
         "expect_continue",
         "forwarded_for",
         "host",
@@ -53,6 +55,10 @@ class Request:
         """Body chunks received before an upstream connection could take them."""
         self.body_size = 0
         self.complete = False
+        self.discard = False
+        """The body is read and dropped (the gateway answers, or answered, by itself)..."""
+        self.discard_limit = 0
+        """... up to this many body bytes in all; beyond them the connection closes."""
 
     @property
     def has_body(self) -> bool:

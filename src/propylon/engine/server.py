@@ -32,6 +32,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Body bytes held for an exchange that has no upstream connection yet (it is connecting, or
 # a JWKS refresh is pending) before reading from the client pauses.
 BUFFER_HIGH_WATER = 256 * 1024
+# After a gateway-made answer, at most this much of an unread request body is read and
+# dropped to keep the connection; with more to come, the connection closes instead.
+DISCARD_LIMIT = 64 * 1024
 
 
 class ClientLimits:
@@ -71,6 +74,7 @@ class ClientConnection(asyncio.Protocol):
         "_buffered",
         "_closed",
         "_corked",
+        "_deferred",
         "_feed",
         "_head_bytes",
         "_headers",
@@ -82,6 +86,7 @@ class ClientConnection(asyncio.Protocol):
         "_paused",
         "_queue",
         "_reject",
+        "_should_upgrade",
         "_url",
         "_write",
         "clock",
@@ -106,6 +111,7 @@ class ClientConnection(asyncio.Protocol):
         self._method: Callable[[], bytes] = self.parser.get_method
         self._http_version: Callable[[], str] = self.parser.get_http_version
         self._keep_alive: Callable[[], bool] = self.parser.should_keep_alive
+        self._should_upgrade: Callable[[], bool] = self.parser.should_upgrade
         self.clock: Callable[[], float] = self.loop.time
         """The loop's clock, bound once (exchanges on this connection use it too)."""
         self._write: Callable[[bytes], object] | None = None
@@ -122,6 +128,9 @@ class ClientConnection(asyncio.Protocol):
         self._paused = 0
         self._buffered = 0
         self._reject: errors.ErrorKind | None = None
+        self._deferred: errors.ErrorKind | None = None
+        """A pipelined request behind the one in flight was unusable: answered with this,
+        and the connection closed, once the requests before it are done."""
         self._closed = False
         self._corked: list[bytes] | None = None
         self.deadline = NEVER
@@ -146,13 +155,14 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = self.clock() + self.limits.header_timeout
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
+        if self._closed or self._deferred is not None:
             return
         try:
             self._feed(data)
         except httptools.HttpParserUpgrade as upgrade:
-            # Protocol upgrades (WebSocket, h2c) are not tunnelled: the request is served as
-            # plain HTTP without its Upgrade header, and parsing resumes after the head.
+            # Protocol upgrades (WebSocket, h2c) are not tunnelled: a bodiless upgrade request
+            # is served as plain HTTP without its Upgrade header (on_headers_complete refused
+            # every other kind), and parsing resumes right after its head.
             offset = int(upgrade.args[0]) if upgrade.args else len(data)
             if offset < len(data):
                 self.data_received(data[offset:])
@@ -222,6 +232,9 @@ class ClientConnection(asyncio.Protocol):
             self._http_version() == "1.1",
             self._keep_alive(),
         )
+        # The request being parsed from here on: a refusal below concerns this one, not
+        # the one before it (which may be queued and fine).
+        self._parsing = request
         try:
             sort_headers(
                 request,
@@ -232,7 +245,26 @@ class ClientConnection(asyncio.Protocol):
         except HeaderError:
             self._reject = errors.BAD_REQUEST
             raise _Reject from None
-        self._parsing = request
+        if (request.upgrade or request.method == b"CONNECT") and self._should_upgrade():
+            # llhttp ends this message at its head, whatever body length it announces, and
+            # would parse the body as the next request. Forwarding the announced length
+            # would leave the upstream connection waiting for bytes that the next request's
+            # head then supplies (request smuggling). So: CONNECT is refused and closes the
+            # connection; an upgrade request is served as plain HTTP only when it has no
+            # body; with one, it is refused, and the connection closed.
+            if request.method == b"CONNECT":
+                self._reject = errors.METHOD_NOT_IMPLEMENTED
+                raise _Reject
+            if request.has_body:
+                self._reject = errors.UPGRADE_NOT_IMPLEMENTED
+                raise _Reject
+        if request.content_length is not None and request.content_length > (
+            self.limits.max_body_bytes
+        ):
+            # Answered 413 when its turn comes; meanwhile (it may be queued behind another
+            # request) its body is not worth buffering.
+            request.discard = True
+            request.discard_limit = DISCARD_LIMIT
         if self._active is None:
             self._active = request
             self._serve(request)
@@ -245,6 +277,15 @@ class ClientConnection(asyncio.Protocol):
         if request is None:
             return
         request.body_size += len(body)
+        if request.discard:
+            if request.body_size > request.discard_limit:
+                if request is self._active or request in self._queue:
+                    # Not answered yet (a queued request that announced too large a body).
+                    self._reject = errors.PAYLOAD_TOO_LARGE
+                else:
+                    self._close()  # answered already; the rest is not worth reading
+                raise _Reject
+            return
         exchange = self.exchange
         if request.body_size > self.limits.max_body_bytes:
             if exchange is not None and exchange.request is request:
@@ -308,7 +349,7 @@ class ClientConnection(asyncio.Protocol):
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> bool:
         """Write a JSON error response; returns whether the connection may be kept."""
-        keep = request is not None and request.keep_alive and request.complete and not self.draining
+        keep = request is not None and self._may_keep(request)
         rid = self.gateway.request_id.choose(request.request_id if request else None)
         headers = (*extra_headers, (self.gateway.request_id.name.decode(), rid.decode()))
         self.write(
@@ -321,8 +362,33 @@ class ClientConnection(asyncio.Protocol):
         )
         return keep
 
+    def _may_keep(self, request: Request) -> bool:
+        """Whether the connection can serve another request after a gateway-made answer.
+
+        It can when the request's body is read (or there is none); when what remains of it
+        is small, it is read and dropped rather than paying the client a new connection.
+        Otherwise the connection closes: reading an unbounded body for nothing is a gift
+        to a slow client.
+        """
+        if not request.keep_alive or self.draining:
+            return False
+        if request.complete or not request.has_body:
+            return True
+        if request.expect_continue:
+            # The client waits for 100 Continue and may never send the body: whether its
+            # next bytes are that body or its next request is anyone's guess.
+            return False
+        length = request.content_length
+        if length is not None and length - request.body_size > DISCARD_LIMIT:
+            return False
+        if not request.discard:
+            request.discard = True
+            request.discard_limit = request.body_size + DISCARD_LIMIT
+        request.body = []
+        return True
+
     def send_json(self, request: Request, status: int, body: bytes) -> None:
-        keep = request.keep_alive and request.complete and not self.draining
+        keep = self._may_keep(request)
         rid = self.gateway.request_id.choose(request.request_id)
         head = (
             b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
@@ -348,6 +414,11 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._queue:
             self.loop.call_soon(self._serve_next)
+            return
+        if self._deferred is not None:
+            self.gateway.stats.unrouted(self._deferred.status)
+            self.write(errors.render_response(self._deferred, keep_alive=False))
+            self._close()
             return
         self.resume_reading(self.PAUSE_PIPELINE)
         if self._in_head:
@@ -420,6 +491,16 @@ class ClientConnection(asyncio.Protocol):
     def _protocol_error(self, kind: errors.ErrorKind) -> None:
         """The byte stream is unusable: answer if we still can, then close."""
         if self._closed:
+            return
+        active = self._active
+        if active is not None and (self._in_head or self._parsing is not active or active.complete):
+            # The stream broke in a request pipelined behind the one in flight: that one
+            # (and any complete ones queued before the broken one) are still served, then
+            # this one is answered and the connection closed. Nothing more is read.
+            if self._queue and self._queue[-1] is self._parsing:
+                self._queue.pop()
+            self._deferred = kind
+            self.pause_reading(self.PAUSE_PIPELINE)
             return
         exchange = self.exchange
         if exchange is not None and exchange.response_started:

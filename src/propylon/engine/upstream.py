@@ -32,6 +32,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_parser",
         "_status",
         "_write",
+        "answered",
         "broken",
         "complete",
         "head_request",
@@ -52,6 +53,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = False
         self.broken = False
         self.reused = False
+        self.answered = False
+        """Bytes of an answer arrived for the current exchange (so it reached the service)."""
         self.idle_since = 0.0
         self._write: Callable[[bytes], object] | None = None
         self._new_parser()
@@ -86,11 +89,14 @@ class UpstreamConnection(asyncio.Protocol):
             return
         # Whatever one read makes the exchange write to its client (typically a response head
         # and its whole body) leaves in one send().
+        self.answered = True
         client = sink.client
         client.cork()
         try:
             self._feed(data)
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            # HttpParserUpgrade: a 101 Switching Protocols. The gateway asked for no upgrade
+            # (it never forwards Upgrade), so this is a bad answer like any other.
             self.broken = True
             if self.sink is not None:
                 self.sink = None
@@ -105,8 +111,10 @@ class UpstreamConnection(asyncio.Protocol):
         sink, self.sink = self.sink, None
         if sink is None:
             return
-        if self._headers_done and not self._body_framed and not self.complete:
-            # A close-delimited body (no Content-Length, not chunked) ends with the connection.
+        if self._headers_done and not self._body_framed and not self.complete and exc is None:
+            # A close-delimited body (no Content-Length, not chunked) ends with the connection:
+            # with an orderly close only. A reset means the body may be cut short, and the
+            # client must not receive it as a whole one.
             self.complete = True
             sink.upstream_complete(False)
             return
@@ -147,9 +155,12 @@ class UpstreamConnection(asyncio.Protocol):
         if self.head_request:
             # llhttp cannot be told a response answers HEAD, so it would wait for a body of
             # Content-Length bytes that never comes. The response is complete here; a fresh
-            # parser keeps the connection reusable.
+            # parser keeps the connection reusable. (When the head itself says there is no
+            # body, the old parser reports the message complete too: on_message_complete
+            # ignores that second end.)
+            keep_alive = self._keep_alive()
             self._new_parser()
-            self._finish(True)
+            self._finish(keep_alive)
 
     def on_body(self, body: bytes) -> None:
         sink = self.sink
@@ -160,6 +171,8 @@ class UpstreamConnection(asyncio.Protocol):
         if not self._in_final:
             self._in_final = True
             return
+        if self.complete:
+            return  # a HEAD response, finished at its head already
         self._finish(self._keep_alive())
 
     def _finish(self, keep_alive: bool) -> None:
@@ -175,6 +188,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink = sink
         self.head_request = head_request
         self.complete = False
+        self.answered = False
         self._in_final = True
         self._headers_done = False
         self._body_framed = True
@@ -239,6 +253,7 @@ class UpstreamPool:
             if not conn.broken and transport is not None and not transport.is_closing():
                 conn.reused = True
                 return conn
+            conn.close()  # dropped from the pool: its socket must not outlive it
         return None
 
     async def connect(self) -> UpstreamConnection:
