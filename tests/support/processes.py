@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
-def ocelot_file(tmp: Path, upstream_port: int) -> Path:
+def ocelot_file(tmp: Path, upstream_port: int, *extra_routes: dict[str, Any]) -> Path:
     path = tmp / "ocelot.json"
     path.write_text(
         json.dumps(
@@ -28,7 +29,8 @@ def ocelot_file(tmp: Path, upstream_port: int) -> Path:
                         "DownstreamPathTemplate": "/{everything}",
                         "DownstreamScheme": "http",
                         "DownstreamHostAndPorts": [{"Host": "127.0.0.1", "Port": upstream_port}],
-                    }
+                    },
+                    *extra_routes,
                 ]
             }
         )
@@ -37,7 +39,14 @@ def ocelot_file(tmp: Path, upstream_port: int) -> Path:
 
 
 @contextmanager
-def gateway_process(config: Path, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
+def gateway_process(
+    config: Path,
+    port: int,
+    workers: int,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -50,10 +59,11 @@ def gateway_process(config: Path, port: int, workers: int) -> Iterator[subproces
             str(port),
             "--workers",
             str(workers),
+            *args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         start_new_session=True,
     )
     try:
@@ -77,3 +87,11 @@ def gateway_process(config: Path, port: int, workers: int) -> Iterator[subproces
 def open_fds(pid: int) -> int:
     """How many file descriptors process ``pid`` holds open."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")

@@ -130,3 +130,41 @@ def test_duplicate_authorization_is_refused_even_for_a_cached_token() -> None:
     with pytest.raises(AuthFailure) as refused:
         auth.authenticate(bearer(tok) + bearer(tok), ("a",))
     assert refused.value.reason == "duplicate Authorization"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [b"Bearer  %s", b"bearer %s", b"BEARER    %s", b"Bearer " + b" " * 50_000 + b"%s"],
+)
+def test_other_spellings_share_the_canonical_entry(spelling: bytes) -> None:
+    """Security review item 4: padding one valid token must not make new entries."""
+    auth = authenticator(Clock())
+    tok = token()
+    first = auth.authenticate([spelling % tok], ("a",))
+    for i in range(20):
+        padded = spelling.replace(b" ", b" " * (i + 1), 1) % tok
+        assert auth.authenticate([padded], ("a",)) is first
+    assert auth.authenticate(bearer(tok), ("a",)) is first
+    assert len(auth.cache) == 1
+    assert verifications(auth) == 1
+    assert auth.cache.bytes < 4096
+
+
+def test_the_cache_is_bounded_by_bytes_too() -> None:
+    auth = authenticator(Clock(), cache_size=10_000)
+    auth.cache.max_bytes = 64 * 1024
+    for i in range(200):
+        auth.authenticate(bearer(token(f"user-{i}")), ("a",))
+    assert auth.cache.bytes <= 64 * 1024
+    assert 0 < len(auth.cache) < 200
+
+
+def test_a_huge_token_is_verified_every_time_and_never_kept() -> None:
+    auth = authenticator(Clock())
+    big = jwt.encode(
+        {"sub": "alice", "exp": int(NOW + 600), "pad": "x" * 10_000}, SECRET, algorithm="HS256"
+    ).encode()
+    for _ in range(3):
+        assert auth.authenticate(bearer(big), ("a",)).subject == "alice"
+    assert len(auth.cache) == 0
+    assert verifications(auth) == 3

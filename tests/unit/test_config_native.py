@@ -142,7 +142,7 @@ routes:
 """,
     ) == [
         "rutes: error: unknown key; expected one of propylon, base_url, identity_header, "
-        "request_id_header, trusted_proxies, limits, stats, auth_providers, routes",
+        "request_id_header, trusted_proxies, limits, stats, forwarding, auth_providers, routes",
         'limits.max_body_bytes: error: must be an integer, got "10MB"',
         "limits.max_headers: error: must be >= 1, got 0",
         "limits.header_timeout: error: must be > 0, got -1",
@@ -309,3 +309,38 @@ def test_duplicate_routes_come_from_route_analysis(tmp_path: Path) -> None:
     found = problems(tmp_path, "routes:" + MINIMAL_ROUTE + MINIMAL_ROUTE)
     assert len(found) == 1
     assert found[0].startswith("routes[1]: error: duplicate of routes[0]")
+
+
+def test_forwarding_section_and_route_underscores(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        "propylon: 1\nforwarding:\n  strip_client_headers: [X-Tenant, X-Real-IP]\n"
+        "  allow_underscores: true\nroutes:\n"
+        "  - path: /a\n    allow_underscores: false\n    downstream: {hosts: ['a:80']}\n",
+    )
+    assert cfg.forwarding.strip_client_headers == ("X-Tenant", "X-Real-IP")
+    assert cfg.forwarding.allow_underscores is True
+    assert cfg.routes[0].allow_underscores is False
+    default = load(tmp_path, "propylon: 1\nroutes:" + MINIMAL_ROUTE)
+    assert "X-Original-URL" in default.forwarding.strip_client_headers
+    assert default.forwarding.allow_underscores is False
+    assert default.routes[0].allow_underscores is None
+
+
+def test_forwarding_mistakes_are_named(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        "propylon: 1\nforwarding:\n  strip_client_headers: ['Bad Name', Host]\n"
+        "  allow_underscore: true\nroutes:" + MINIMAL_ROUTE,
+    )
+    assert "forwarding.allow_underscore: error: unknown key" in found
+    found = problems(
+        tmp_path,
+        "propylon: 1\nforwarding:\n  strip_client_headers: ['Bad Name', Host]\nroutes:"
+        + MINIMAL_ROUTE,
+    )
+    assert found[0].startswith("forwarding.strip_client_headers[0]: error: not a valid header")
+    assert found[1] == (
+        "forwarding.strip_client_headers[1]: error: 'Host' cannot be stripped: "
+        "the gateway reads or writes it itself"
+    )

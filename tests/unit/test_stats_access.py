@@ -6,7 +6,6 @@ import pytest
 
 from propylon.config.model import StatsAccess
 from propylon.stats import StatsGate
-from propylon.stats.access import CACHE_SIZE
 
 
 @pytest.mark.parametrize(
@@ -63,14 +62,3 @@ def test_host_bits_in_a_cidr_are_tolerated_and_a_bad_one_is_named() -> None:
     assert StatsGate(StatsAccess(allow_cidrs=("10.1.2.3/8",))).client_allowed("10.9.9.9")
     with pytest.raises(ValueError, match=r"stats\.allow_cidrs\[1\]"):
         StatsGate(StatsAccess(allow_cidrs=("10.0.0.0/8", "not-a-network")))
-
-
-def test_cache_stays_bounded_and_answers_stay_right_under_a_flood() -> None:
-    gate = StatsGate(StatsAccess(allow_cidrs=("10.0.0.0/8",)))
-    for i in range(3 * CACHE_SIZE):
-        ip = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
-        assert gate.client_allowed(ip)
-        assert not gate.client_allowed(f"2001:db8::{i:x}")
-    assert len(gate._cache) <= CACHE_SIZE
-    assert gate.client_allowed("10.0.0.1")
-    assert not gate.client_allowed("127.0.0.1")

@@ -19,7 +19,7 @@ from propylon.auth.compact_jws import parse_compact_jws
 from propylon.auth.failures import AuthFailure, KeyRefreshNeeded
 from propylon.auth.keys import HMAC_ALGORITHMS
 from propylon.auth.principal import Principal
-from propylon.auth.token_cache import TokenCache
+from propylon.auth.token_cache import CANONICAL_SCHEME, TokenCache
 from propylon.auth.verifier import ProviderVerifier
 from propylon.config.model import JwtProviderSpec
 
@@ -92,7 +92,8 @@ class Authenticator:
         that accepts it. AuthFailure (-> 401), or KeyRefreshNeeded when a JWKS refresh might
         make it acceptable."""
         # The hot path: a header value seen before costs one dict lookup per provider and
-        # one compare. It is a cache key only once it parsed and verified.
+        # one compare. Keys are canonical (``Bearer <token>``), made only once the token
+        # parsed and verified.
         if len(authorization) == 1:
             value = authorization[0]
             now = self._clock()
@@ -121,7 +122,16 @@ class Authenticator:
     def _verify(
         self, authorization: Sequence[bytes], providers: tuple[str, ...], now: float
     ) -> Principal:
-        token = parse_compact_jws(bearer_token(authorization))
+        raw = bearer_token(authorization)
+        canonical = CANONICAL_SCHEME + raw
+        if canonical != authorization[0]:
+            # Another spelling of a token the cache may hold under its canonical key.
+            get = self._cached
+            for name in providers:
+                entry = get((canonical, name))
+                if entry is not None and now < entry[1]:
+                    return entry[0]
+        token = parse_compact_jws(raw)
         failure: AuthFailure | None = None
         refreshers: list[KeyRefreshNeeded] = []
         for name in providers:
@@ -137,7 +147,7 @@ class Authenticator:
             except AuthFailure as refused:
                 failure = refused
                 continue
-            self.cache.store(authorization[0], principal, verifier.cache_deadline(principal))
+            self.cache.store(raw, principal, verifier.cache_deadline(principal))
             return principal
         if refreshers:
             raise KeyRefreshNeeded(

@@ -118,11 +118,13 @@ class CompactJws:
 
 
 HEADER_CACHE_SIZE = 256
+HEADER_CACHE_MAX_SEGMENT = 512
 _HEADERS: dict[bytes, Mapping[str, Any]] = {}
 """Parsed header segments. An issuer signs every token with one of a few headers (``alg``,
 ``typ``, ``kid``), so on a token-cache miss the header is almost always one seen before.
 The parse is a pure function of the segment's bytes, so a hit is exactly what parsing would
-give; only accepted headers are kept, and the size is bounded (cleared when full)."""
+give; only accepted headers are kept, and the size is bounded (cleared when full; segments
+longer than HEADER_CACHE_MAX_SEGMENT, which no issuer's header needs, are parsed each time)."""
 
 
 def _parse_header(segment: bytes) -> Mapping[str, Any]:
@@ -152,9 +154,10 @@ def parse_compact_jws(token: bytes) -> CompactJws:
     header = _HEADERS.get(header_segment)
     if header is None:
         header = _parse_header(header_segment)
-        if len(_HEADERS) >= HEADER_CACHE_SIZE:
-            _HEADERS.clear()
-        _HEADERS[header_segment] = header
+        if len(header_segment) <= HEADER_CACHE_MAX_SEGMENT:
+            if len(_HEADERS) >= HEADER_CACHE_SIZE:
+                _HEADERS.clear()
+            _HEADERS[header_segment] = header
     if not payload_segment:
         raise AuthFailure("malformed token")
     return CompactJws(

@@ -18,6 +18,7 @@ from propylon.config.environment import BEARER, HOW_TO_DEFINE, bearer_from_envir
 from propylon.config.model import (
     ConfigError,
     ConfigFormat,
+    ForwardingPolicy,
     GatewayConfig,
     JwtProviderSpec,
     Limits,
@@ -88,6 +89,7 @@ def compile_document(
         trusted_proxies=result.trusted_proxies,
         limits=result.limits or Limits(),
         stats=result.stats or StatsAccess(),
+        forwarding=result.forwarding or ForwardingPolicy(),
         warnings=tuple(problems),
     )
 

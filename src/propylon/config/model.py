@@ -101,6 +101,9 @@ class RouteSpec:
     claim_headers: tuple[ClaimHeader, ...] = ()
     """Headers set from the verified token's claims (Ocelot ``AddHeadersToRequest``). Their
     names are removed from every client request, on every route, like the identity header."""
+    allow_underscores: bool | None = None
+    """Forward client headers whose names contain ``_`` on this route; ``None``: as
+    ``ForwardingPolicy.allow_underscores`` says."""
 
     @property
     def label(self) -> str:
@@ -160,6 +163,34 @@ class StatsAccess:
     auth: AuthRequirement | None = None
 
 
+DEFAULT_STRIPPED_CLIENT_HEADERS = (
+    "X-Real-IP",
+    "X-Client-IP",
+    "True-Client-IP",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Ssl",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+)
+"""Headers that upstream frameworks trust as facts about the caller or the URL (Spring,
+Symfony, Laravel, IIS rewrite, Rails), and that a client could otherwise set itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardingPolicy:
+    """Which client headers never reach an upstream, beyond the hop-by-hop ones.
+
+    ``strip_client_headers``: removed from every client request on every route (the gateway
+    sets ``X-Real-IP`` itself). ``allow_underscores``: nginx's ``underscores_in_headers``; off,
+    a client header whose name contains ``_`` is dropped (CGI/WSGI stacks read ``X_User`` as
+    ``X-User``). A route may allow them for itself (``RouteSpec.allow_underscores``). Either
+    way, a name that reads as a gateway-owned header once ``_`` becomes ``-`` is dropped.
+    """
+
+    strip_client_headers: tuple[str, ...] = DEFAULT_STRIPPED_CLIENT_HEADERS
+    allow_underscores: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """A config diagnostic: file, key path and what is wrong."""
@@ -199,4 +230,5 @@ class GatewayConfig:
     """CIDRs whose ``X-Forwarded-For`` we append to; from anyone else it is replaced."""
     limits: Limits = field(default_factory=Limits)
     stats: StatsAccess = field(default_factory=StatsAccess)
+    forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
     warnings: tuple[Problem, ...] = ()

@@ -21,6 +21,7 @@ from propylon.config.native_settings import (
     Strict,
     StrList,
     auth_requirement,
+    read_forwarding,
     read_limits,
     read_providers,
     read_stats,
@@ -36,6 +37,7 @@ TOP_LEVEL = (
     "trusted_proxies",
     "limits",
     "stats",
+    "forwarding",
     "auth_providers",
     "routes",
 )
@@ -69,6 +71,7 @@ class _Route(Strict):
     downstream: _Downstream
     auth: AuthSection | None = None
     claim_headers: dict[str, str] = {}
+    allow_underscores: bool | None = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -86,6 +89,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     providers = read_providers(data.get("auth_providers"), diag, env, base_dir)
     limits = read_limits(data.get("limits"), diag)
     stats = read_stats(data.get("stats"), diag, refs)
+    forwarding = read_forwarding(data.get("forwarding"), diag)
     routes = _read_routes(data.get("routes"), diag, refs)
     raw_providers = data.get("auth_providers")
     attempted = (
@@ -105,6 +109,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         trusted_proxies=tuple(top.trusted_proxies),
         limits=limits,
         stats=stats,
+        forwarding=forwarding,
     )
 
 
@@ -251,6 +256,7 @@ def _compile(
         name=route.name,
         downstream_path_prefix=down.path_prefix,
         claim_headers=tuple(from_claims),
+        allow_underscores=route.allow_underscores,
     )
 
 

@@ -12,6 +12,7 @@ from propylon.config import values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.model import (
     AuthRequirement,
+    ForwardingPolicy,
     JwtProviderSpec,
     Limits,
     StatsAccess,
@@ -21,6 +22,11 @@ from propylon.config.reader import ProviderRef
 
 _LIMITS = Limits()
 _STATS = StatsAccess()
+_FORWARDING = ForwardingPolicy()
+# The gateway reads or writes these itself: stripping them would break the exchange.
+_NOT_STRIPPABLE = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "expect", "authorization"}
+)
 
 
 def as_list(value: Any) -> Any:
@@ -73,6 +79,36 @@ class _Stats(Strict):
     path: str = _STATS.path
     allow_cidrs: StrList = list(_STATS.allow_cidrs)
     auth: AuthSection | None = None
+
+
+class _Forwarding(Strict):
+    strip_client_headers: StrList = list(_FORWARDING.strip_client_headers)
+    allow_underscores: bool = _FORWARDING.allow_underscores
+
+
+def read_forwarding(raw: object, diag: Diagnostics) -> ForwardingPolicy:
+    if raw is None:
+        return ForwardingPolicy()
+    try:
+        given = _Forwarding.model_validate(raw)
+    except ValidationError as exc:
+        diag.validation(exc, ("forwarding",))
+        return ForwardingPolicy()
+    names: list[str] = []
+    for i, name in enumerate(given.strip_client_headers):
+        at = ("forwarding", "strip_client_headers", i)
+        try:
+            values.header_name(name)
+        except ValueError as exc:
+            diag.error(at, str(exc))
+            continue
+        if name.lower() in _NOT_STRIPPABLE:
+            diag.error(at, f"{name!r} cannot be stripped: the gateway reads or writes it itself")
+            continue
+        names.append(name)
+    return ForwardingPolicy(
+        strip_client_headers=tuple(names), allow_underscores=given.allow_underscores
+    )
 
 
 def auth_requirement(

@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from propylon.config.model import JwtProviderSpec, Limits, Problem, RouteSpec, StatsAccess
+from propylon.config.model import (
+    ForwardingPolicy,
+    JwtProviderSpec,
+    Limits,
+    Problem,
+    RouteSpec,
+    StatsAccess,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +44,4 @@ class ReadResult:
     trusted_proxies: tuple[str, ...] = ()
     limits: Limits | None = None
     stats: StatsAccess | None = None
+    forwarding: ForwardingPolicy | None = None

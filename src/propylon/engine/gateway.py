@@ -20,7 +20,7 @@ from propylon import errors
 from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principal, authorize
 from propylon.config.model import AuthRequirement, GatewayConfig
 from propylon.engine.exchange import Exchange
-from propylon.engine.request import Request
+from propylon.engine.request import HeaderRules, Request
 from propylon.engine.server import ClientConnection, ClientLimits
 from propylon.engine.upstream import UpstreamPool
 from propylon.engine.watchdog import Watchdog
@@ -46,6 +46,11 @@ INSUFFICIENT_SCOPE = (("WWW-Authenticate", 'Bearer error="insufficient_scope"'),
 REFUSED_METHODS = frozenset({b"TRACE", b"CONNECT"})
 UPSTREAM_IDLE_TIMEOUT = 30.0
 DECISION_CACHE_SIZE = 4096
+# Decisions are remembered only for request targets and hosts up to these sizes, so the
+# cache holds at most DECISION_CACHE_SIZE * ~1.3 KiB of keys (plus their downstream targets,
+# no larger): a flood of huge unique targets is routed afresh each time and kept nowhere.
+MAX_CACHED_TARGET = 1024
+MAX_CACHED_HOST = 255
 
 
 class Routed:
@@ -76,9 +81,15 @@ class Gateway:
         self.workers = workers
         self.router = Router(config.routes)
         self.identity = IdentityHeader(config.identity_header)
-        self.stripped_headers = stripped_names(config.routes) | {self.identity.lower}
         self.request_id = RequestIdPolicy(config.request_id_header)
-        self.composer = HeadComposer(TrustedProxies(config.trusted_proxies))
+        stripped = (
+            stripped_names(config.routes)
+            | {self.identity.lower}
+            | {n.lower().encode("ascii") for n in config.forwarding.strip_client_headers}
+        )
+        self.header_rules = HeaderRules(stripped, self.request_id.lower)
+        self.proxies = TrustedProxies(config.trusted_proxies)
+        self.composer = HeadComposer(self.proxies)
         limits = config.limits
         self.client_limits = ClientLimits(limits)
         self.authenticator = Authenticator(config.providers, cache_size=limits.token_cache_size)
@@ -110,6 +121,7 @@ class Gateway:
                     for h in route.spec.downstream_hosts
                 ],
                 self.stats.routes[route.index],
+                allow_underscores=config.forwarding.allow_underscores,
             )
             for route in self.router.routes
         ]
@@ -193,7 +205,12 @@ class Gateway:
             if not isinstance(outcome, Routed):
                 return outcome
             routed = outcome
-            if target[:1] == b"/":
+            host = key[2]
+            if (
+                target[:1] == b"/"
+                and len(target) <= MAX_CACHED_TARGET
+                and (host is None or len(host) <= MAX_CACHED_HOST)
+            ):
                 # Same method, raw target (and Host where routes look at it): same decision,
                 # because the router is immutable. Bounded, so unique URLs cannot grow it.
                 if len(self._decisions) >= DECISION_CACHE_SIZE:
@@ -320,7 +337,10 @@ class Gateway:
             request,
             routed.target,
             pool,
+            plan,
             peer=conn.peer,
+            local_port=conn.local_port,
+            connection_lines=conn.forwarding_lines,
             identity_lines=identity_lines,
             request_id_line=request_id_line,
         )
@@ -350,7 +370,8 @@ class Gateway:
         if request.method not in (b"GET", b"HEAD"):
             conn._finish_with_error(errors.METHOD_NOT_ALLOWED, request, (("Allow", "GET, HEAD"),))
             return None
-        if not self.stats_gate.client_allowed(conn.peer) and not self._stats_token_ok(request):
+        client = self.proxies.client_address(conn.peer, request.forwarded_for)
+        if not self.stats_gate.client_allowed(client) and not self._stats_token_ok(request):
             return errors.FORBIDDEN
         self._spawn(self._send_stats(conn, request))
         return None

@@ -9,7 +9,7 @@ authentication even start.
 
 from __future__ import annotations
 
-from propylon.policies.forwarding import REQUEST_REWRITTEN, connection_tokens
+from propylon.policies.forwarding import FORWARDED_FACTS, REQUEST_REWRITTEN, connection_tokens
 
 
 class Request:
@@ -23,6 +23,7 @@ class Request:
         "discard",
         "discard_limit",
         "expect_continue",
+        "forwarded_facts",
         "forwarded_for",
         "host",
         "hosts_seen",
@@ -32,6 +33,7 @@ class Request:
         "method",
         "request_id",
         "target",
+        "underscored",
         "upgrade",
     )
 
@@ -44,6 +46,11 @@ class Request:
         """``Name: value`` lines of the headers that may go upstream, in arrival order."""
         self.authorization: list[bytes] = []
         self.forwarded_for: list[bytes] = []
+        self.forwarded_facts: list[bytes] | None = None
+        """``X-Forwarded-Proto/-Host/-Port`` lines as received: sent on only from a trusted
+        proxy (None: there were none, the common case)."""
+        self.underscored: list[bytes] | None = None
+        """Header lines whose names contain ``_``, held back unless the route allows them."""
         self.host: bytes | None = None
         self.hosts_seen = 0
         self.content_length: int | None = None
@@ -69,24 +76,43 @@ class HeaderError(ValueError):
     """The head is not acceptable (-> 400); ``reason`` is for logs only."""
 
 
-def sort_headers(
-    request: Request,
-    headers: list[tuple[bytes, bytes]],
-    stripped: frozenset[bytes],
-    request_id_lower: bytes,
-) -> None:
-    """Fill ``request`` from the raw header list, or raise HeaderError.
+class HeaderRules:
+    """Which client header names the gateway drops, built once from the config.
 
-    ``stripped``: lower-case names no client may send (the identity header and the headers
-    routes set from claims); they are dropped here, before routing or authentication.
+    ``stripped``: lower-case names no client may send (the identity header, the headers
+    routes set from claims, and the forwarding headers frameworks trust, such as
+    ``X-Real-IP``); dropped before routing or authentication. ``owned``: every name the
+    gateway sets or strips, with ``-`` for ``_``: a client header whose name reads as one of
+    them once ``_`` becomes ``-`` (``X_User``) is always dropped, because CGI/WSGI stacks
+    treat the two alike. Other underscored names wait in ``Request.underscored``: they go
+    upstream only on routes that allow them.
     """
+
+    __slots__ = ("owned", "request_id_lower", "stripped")
+
+    def __init__(self, stripped: frozenset[bytes], request_id_lower: bytes) -> None:
+        self.stripped = stripped
+        self.request_id_lower = request_id_lower
+        self.owned = stripped | REQUEST_REWRITTEN | {request_id_lower, b"authorization"}
+
+
+def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: HeaderRules) -> None:
+    """Fill ``request`` from the raw header list, or raise HeaderError."""
     kept = request.kept
+    stripped = rules.stripped
+    request_id_lower = rules.request_id_lower
     connection: list[bytes] | None = None
     for name, value in headers:
         lname = name.lower()
         if lname in stripped:
             continue  # never trust a client's claim of identity
         if lname not in REQUEST_REWRITTEN:
+            if b"_" in lname:
+                if lname.replace(b"_", b"-") not in rules.owned:
+                    if request.underscored is None:
+                        request.underscored = []
+                    request.underscored.append(name + b": " + value)
+                continue
             if lname == b"authorization":
                 request.authorization.append(value)
             elif lname == request_id_lower:
@@ -117,6 +143,10 @@ def sort_headers(
             request.expect_continue = True
         elif lname == b"x-forwarded-for":
             request.forwarded_for.append(value)
+        elif lname in FORWARDED_FACTS:
+            if request.forwarded_facts is None:
+                request.forwarded_facts = []
+            request.forwarded_facts.append(name + b": " + value)
         elif lname == b"upgrade":
             request.upgrade = True
     if request.chunked and request.content_length is not None:
@@ -129,5 +159,11 @@ def sort_headers(
             # RFC 9110 s.7.6.1: headers named in Connection are for this hop only. This is
             # also how a client would try to make a proxy strip a header it adds itself.
             request.kept = [line for line in kept if line.partition(b":")[0].lower() not in listed]
+            if request.underscored is not None:
+                request.underscored = [
+                    line
+                    for line in request.underscored
+                    if line.partition(b":")[0].lower() not in listed
+                ]
             if b"authorization" in listed:
                 request.authorization = []

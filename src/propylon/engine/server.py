@@ -21,6 +21,7 @@ from propylon import errors
 from propylon.engine.exchange import Exchange
 from propylon.engine.request import HeaderError, Request, sort_headers
 from propylon.engine.watchdog import NEVER
+from propylon.pipeline import forwarding_lines
 
 if TYPE_CHECKING:
     from propylon.config.model import Limits
@@ -92,8 +93,10 @@ class ClientConnection(asyncio.Protocol):
         "clock",
         "deadline",
         "exchange",
+        "forwarding_lines",
         "gateway",
         "limits",
+        "local_port",
         "loop",
         "parser",
         "peer",
@@ -117,6 +120,9 @@ class ClientConnection(asyncio.Protocol):
         self._write: Callable[[bytes], object] | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.forwarding_lines = b""
+        self.local_port = 0
+        """``X-Forwarded-*`` and ``X-Real-IP`` as the gateway states them for this client."""
         self.exchange: Exchange | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -147,6 +153,9 @@ class ClientConnection(asyncio.Protocol):
         self._write = self.transport.write
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else "unix"
+        local = transport.get_extra_info("sockname")
+        self.local_port = int(local[1]) if isinstance(local, tuple) else 0
+        self.forwarding_lines = forwarding_lines(self.peer, self.local_port)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -236,12 +245,7 @@ class ClientConnection(asyncio.Protocol):
         # the one before it (which may be queued and fine).
         self._parsing = request
         try:
-            sort_headers(
-                request,
-                self._headers,
-                self.gateway.stripped_headers,
-                self.gateway.request_id.lower,
-            )
+            sort_headers(request, self._headers, self.gateway.header_rules)
         except HeaderError:
             self._reject = errors.BAD_REQUEST
             raise _Reject from None

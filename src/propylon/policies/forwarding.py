@@ -9,9 +9,9 @@ closes the CL/TE request-smuggling family.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
-from functools import lru_cache
+
+from propylon.http.cidr import CidrSet, parse_address
 
 HOP_BY_HOP: frozenset[bytes] = frozenset(
     {
@@ -35,8 +35,16 @@ REQUEST_REWRITTEN: frozenset[bytes] = HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-real-ip",
     b"forwarded",
 }
+
+# Forwarding facts a trusted proxy in front of the gateway may state; from anyone else the
+# gateway states them itself.
+FORWARDED_FACTS: frozenset[bytes] = frozenset(
+    {b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port"}
+)
 
 RESPONSE_REWRITTEN: frozenset[bytes] = HOP_BY_HOP | {b"content-length"}
 
@@ -53,32 +61,39 @@ def connection_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
 
 
 class TrustedProxies:
-    """Decides whether an incoming ``X-Forwarded-For`` may be extended or must be replaced.
+    """Who the client is, and whether an incoming ``X-Forwarded-*`` may be believed.
 
     From an untrusted peer the chain is replaced by the peer address: otherwise any client
     could claim to be anyone to the services behind the gateway.
     """
 
-    __slots__ = ("_is_trusted", "_networks")
+    __slots__ = ("_set",)
 
     def __init__(self, cidrs: Sequence[str]) -> None:
-        self._networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        self._set = CidrSet(cidrs)
 
-        @lru_cache(maxsize=1024)
-        def is_trusted(address: str) -> bool:
-            if not self._networks:
-                return False
-            try:
-                ip = ipaddress.ip_address(address)
-            except ValueError:
-                return False
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            return any(ip in net for net in self._networks)
-
-        self._is_trusted = is_trusted
+    def trusts(self, peer: str) -> bool:
+        return bool(self._set) and peer in self._set
 
     def forwarded_for(self, peer: str, incoming: Sequence[bytes]) -> bytes:
-        if incoming and self._is_trusted(peer):
+        if incoming and self.trusts(peer):
             return b", ".join(v.strip() for v in incoming) + b", " + peer.encode("ascii")
         return peer.encode("ascii")
+
+    def client_address(self, peer: str, incoming: Sequence[bytes]) -> str:
+        """The client's address: the peer, or, when the peer is a trusted proxy, the
+        right-most address of ``X-Forwarded-For`` that is not itself a trusted proxy (the
+        left-most when all are). An entry that is not an address ends the walk: whoever
+        wrote it is the client we can vouch for."""
+        if not incoming or not self.trusts(peer):
+            return peer
+        client = peer
+        hops = [hop.strip() for value in incoming for hop in value.split(b",")]
+        for hop in reversed(hops):
+            if client not in self._set:
+                break
+            address = parse_address(hop.decode("latin-1"))
+            if address is None:
+                break
+            client = str(address)
+        return client

@@ -15,6 +15,9 @@ from propylon.policies.forwarding import HOP_BY_HOP
 # Characters that could end a header line or smuggle a second header into the upstream request.
 _UNSAFE_VALUE = re.compile(rb"[\x00-\x1f\x7f]")
 _REMEMBERED = 4096
+_LONGEST_REMEMBERED = 256
+"""Subjects longer than this (characters) get their line built every time: the memo holds at
+most _REMEMBERED * ~_LONGEST_REMEMBERED bytes, whatever subjects tokens carry."""
 _UNKNOWN = b""
 
 
@@ -40,7 +43,8 @@ class IdentityHeader:
             return found
         value = subject.encode("utf-8")
         line = None if _UNSAFE_VALUE.search(value) else self.name + b": " + value
-        if len(lines) >= _REMEMBERED:
-            lines.clear()
-        lines[subject] = line
+        if len(subject) <= _LONGEST_REMEMBERED:
+            if len(lines) >= _REMEMBERED:
+                lines.clear()
+            lines[subject] = line
         return line

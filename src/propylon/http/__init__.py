@@ -1,0 +1,1 @@
+"""HTTP building blocks that know nothing of the engine: address sets, header rules."""
