@@ -75,6 +75,8 @@ def message_for(field: str, error: Mapping[str, Any]) -> str:
         "extra_forbidden": f"'{field}' is not a recognised field.",
         "string_pattern_mismatch": f"'{field}' is not in the correct format.",
         NOT_TEXT: f"'{field}' must not contain NUL characters or unpaired surrogates.",
+        # pydantic's own refusal of a lone surrogate: the same fault, the same words.
+        "string_unicode": f"'{field}' must not contain NUL characters or unpaired surrogates.",
     }
     if kind in simple:
         return simple[kind]
