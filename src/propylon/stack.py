@@ -1,10 +1,11 @@
 """`make run`: the whole stack on this machine, embedded defaults, one command.
 
-Starts the identity service, the profiles service (SQLite files and generated development
-keys under ``.run/``, and an admin password generated once per state directory) and the gateway with ``deploy/ocelot.local.json`` (the second seed's
-format; written to the state directory with this run's ports), waits until each answers,
-prints where everything listens and a short curl walkthrough, and stops everything cleanly
-on Ctrl-C (or SIGTERM).
+Starts the identity service, the profiles service (SQLite files, generated development keys
+and an admin password generated once per state directory, all under ``.run/``) and the
+gateway with ``deploy/ocelot.local.json`` (the second seed's format; written to the state
+directory with this run's ports), waits until each answers, prints where everything listens
+(the admin password's file, never the password) and a short curl walkthrough, and stops
+everything cleanly on Ctrl-C (or SIGTERM).
 
 This is a developer convenience, not how production runs: see docs/deployment.md.
 """
@@ -100,7 +101,8 @@ def admin_password(state: Path) -> tuple[str, str]:
         path.chmod(0o600)
         password = path.read_text().strip()
         if not password:
-            raise SystemExit(f"{path} is empty: delete it (and {state / 'identity'}) to start over")
+            hint = f"delete it (and {state / 'identity'}) to start over"
+            raise SystemExit(f"{path} is empty: {hint}") from None
         return password, f"in {path}"
     password = secrets.token_urlsafe(18)
     with os.fdopen(fd, "w") as handle:

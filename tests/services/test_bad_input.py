@@ -117,3 +117,11 @@ def test_a_malformed_key_added_while_running_is_left_out(tmp_path: Path) -> None
         login = identity.post("/auth/token", {"username": "root-admin", "password": "x"})
     assert jwks.status == 200 and len(jwks.json["keys"]) == 1
     assert login.status == 401  # answered (wrong password), not a 500
+
+
+def test_a_retired_setting_is_refused_not_ignored(tmp_path: Path) -> None:
+    refusal = refused_start(
+        "identity", {"IDENTITY_DATA_DIR": str(tmp_path), "IDENTITY_LOGIN_LOCKOUT_SECONDS": "300"}
+    )
+    assert len(refusal.lines) == 1
+    assert refusal.lines[0].startswith("identity: IDENTITY_LOGIN_LOCKOUT_SECONDS is no longer used")

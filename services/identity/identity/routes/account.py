@@ -32,7 +32,8 @@ def account_router(ctx: IdentityContext) -> APIRouter:
 
     async def proven(request: Request, password: str) -> Account:
         """The caller's account once `password` is proven right (throttled like a login)."""
-        name = ctx.callers.caller(request).name
+        # In the thread pool: verifying may fetch the gateway's JWKS (blocking, bounded).
+        name = (await run_in_threadpool(ctx.callers.caller, request)).name
         account, attempt = await check_password(ctx, request, name, password)
         if account is None:
 
