@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import logging
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -184,6 +184,7 @@ class FileKeys:
         self._clock = clock
         self._lock = threading.Lock()
         self._seen: tuple[int, int] | None = None
+        self._bad: tuple[int, int] | None = None
         self._checked = -float("inf")
         self._keys: dict[str, Ed25519PublicKey] = {}
 
@@ -209,11 +210,15 @@ class FileKeys:
         except (KeyMaterialError, OSError) as exc:
             if strict:
                 raise KeyMaterialError(f"gateway key file {self.path}: {exc}") from None
-            # A bad rewrite while running keeps the keys that worked, loudly.
-            log.error(
-                "gateway key file %s is unusable (%s): keeping the previous keys", self.path, exc
-            )
-            self._seen = signature
+            # A bad rewrite while running keeps the keys that worked, loudly (once per
+            # version of the file); it is read again next time, in case it was half-written.
+            if signature != self._bad:
+                log.error(
+                    "gateway key file %s is unusable (%s): keeping the previous keys",
+                    self.path,
+                    exc,
+                )
+                self._bad = signature
             return
         self._keys, self._seen = keys, signature
 
@@ -230,9 +235,6 @@ class FileKeys:
                 self._checked = now
                 self._refresh(strict=False)
             return self._keys.get(kid)
-
-
-Fetcher = Callable[[str, float], bytes]
 
 
 def fetch_url(url: str, timeout: float) -> bytes:
@@ -256,7 +258,6 @@ class JwksUrlKeys:
         max_age: float = 300.0,
         min_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        fetcher: Fetcher = fetch_url,
     ) -> None:
         self.url = url
         self.description = f"{JWKS_URL_ENV}={url}"
@@ -264,19 +265,16 @@ class JwksUrlKeys:
         self._max_age = max_age
         self._min_interval = min_interval
         self._clock = clock
-        self._fetch = fetcher
         self._lock = threading.Lock()
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._fetched = -float("inf")
         self._attempted = -float("inf")
-        self.fetches = 0
 
     def _refresh(self, now: float) -> None:
         self._attempted = now
-        self.fetches += 1
         try:
-            keys = parse_keys(self._fetch(self.url, self._timeout))
-        except (KeyMaterialError, OSError, urllib.error.URLError, ValueError) as exc:
+            keys = parse_keys(fetch_url(self.url, self._timeout))
+        except (KeyMaterialError, OSError, http.client.HTTPException, ValueError) as exc:
             # Unreachable or garbled: the keys already known stay in use (they may be stale,
             # but a restart of the gateway must not take every service down with it).
             log.warning("could not fetch the gateway's keys from %s: %s", self.url, exc)
