@@ -36,7 +36,7 @@ $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 	@# Packages first (pure Python), then the compilation below, with every dependency
 	@# installed so that mypyc sees their types.
 	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev]' -e ./services/servicekit \
-		-e './services/identity[postgresql]' -e './services/profiles[postgresql]'
+		-e './services/identity[postgresql,redis]' -e './services/profiles[postgresql]'
 	@touch $(STAMP)
 
 $(COMPILED_STAMP): $(STAMP) $(GATEWAY_SRC)

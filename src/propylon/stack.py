@@ -1,10 +1,11 @@
 """`make run`: the whole stack on this machine, embedded defaults, one command.
 
-Starts the identity service, the profiles service (SQLite files and generated development
-keys under ``.run/``) and the gateway with ``deploy/ocelot.local.json`` (the second seed's
-format; written to the state directory with this run's ports), waits until each answers,
-prints where everything listens and a short curl walkthrough, and stops everything cleanly
-on Ctrl-C (or SIGTERM).
+Starts the identity service, the profiles service (SQLite files, generated development keys
+and an admin password generated once per state directory, all under ``.run/``) and the
+gateway with ``deploy/ocelot.local.json`` (the second seed's format; written to the state
+directory with this run's ports), waits until each answers, prints where everything listens
+(the admin password's file, never the password) and a short curl walkthrough, and stops
+everything cleanly on Ctrl-C (or SIGTERM).
 
 This is a developer convenience, not how production runs: see docs/deployment.md.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ propylon stack is up:
   identity  http://127.0.0.1:{idp}   (internal; OpenAPI at /docs)
   profiles  http://127.0.0.1:{prof}   (internal; OpenAPI at /docs)
   state     {state}  (SQLite files, keys, avatars; delete it to start over)
-  admin     {admin_user} / {admin_password}
+  admin     {admin_user}, password {admin_password_source}
 
 Try it:
   curl -s -XPOST http://{host}:{gw}/auth/users -H 'Content-Type: application/json' \\
@@ -79,6 +81,35 @@ def _gateway_config(state: Path, identity_port: int, profiles_port: int) -> Path
     return path
 
 
+ADMIN_PASSWORD_FILE = "admin-password"
+
+
+def admin_password(state: Path) -> tuple[str, str]:
+    """The bootstrap admin's password and where to find it.
+
+    ``IDENTITY_ADMIN_PASSWORD`` if set; otherwise one generated the first time a state
+    directory is used and kept in an owner-only file there, so no two checkouts share a
+    default password and none is printed.
+    """
+    given = os.environ.get("IDENTITY_ADMIN_PASSWORD")
+    if given:
+        return given, "from IDENTITY_ADMIN_PASSWORD"
+    path = state / ADMIN_PASSWORD_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        password = path.read_text().strip()
+        if not password:
+            hint = f"delete it (and {state / 'identity'}) to start over"
+            raise SystemExit(f"{path} is empty: {hint}") from None
+        return password, f"in {path}"
+    password = secrets.token_urlsafe(18)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password, f"in {path} (generated now)"
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     # SIGTERM stops the stack the same way Ctrl-C does.
     raise KeyboardInterrupt
@@ -98,14 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     (state / "identity").mkdir(parents=True, exist_ok=True)
     (state / "profiles").mkdir(parents=True, exist_ok=True)
     admin_user = os.environ.get("IDENTITY_ADMIN_USERNAME", "admin")
-    admin_password = os.environ.get("IDENTITY_ADMIN_PASSWORD", "change-me-admin-password")
+    admin_password_value, admin_password_source = admin_password(state)
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     identity_env = {
         **base_env,
         "IDENTITY_DATA_DIR": str(state / "identity"),
         "IDENTITY_MIGRATE": "true",
         "IDENTITY_ADMIN_USERNAME": admin_user,
-        "IDENTITY_ADMIN_PASSWORD": admin_password,
+        "IDENTITY_ADMIN_PASSWORD": admin_password_value,
     }
     profiles_env = {
         **base_env,
@@ -180,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 prof=args.profiles_port,
                 state=state,
                 admin_user=admin_user,
-                admin_password=admin_password,
+                admin_password_source=admin_password_source,
             ),
             flush=True,
         )

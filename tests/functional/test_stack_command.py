@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -48,6 +49,8 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "IDENTITY_ARGON2_PARALLELISM": "1",
         "PYTHONUNBUFFERED": "1",
     }
+    env.pop("IDENTITY_ADMIN_PASSWORD", None)
+    env.pop("IDENTITY_ADMIN_USERNAME", None)
     log = (tmp_path / "stack.log").open("w+")
     proc = subprocess.Popen(
         [
@@ -84,7 +87,18 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert status == 200 and body["data"]["total"] == 1, body
         status, body = _post(gw, "/no-such-route", None)  # type: ignore[arg-type]
         assert status == 404 and body["codemessage"] == "RouteNotFound"
-        (tmp_path / "stack.log").read_text()
+
+        # No fixed admin password: one generated for this state directory, kept owner-only,
+        # and the walkthrough says where it is rather than what it is.
+        password_file = tmp_path / "state" / "admin-password"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        password = password_file.read_text().strip()
+        assert len(password) >= 20
+        printed = (tmp_path / "stack.log").read_text()
+        assert password not in printed and "change-me-admin-password" not in printed
+        assert f"password in {password_file}" in printed
+        status, body = _post(gw, "/auth/token", {"username": "admin", "password": password})
+        assert status == 200 and body["codemessage"] == "LoginSuccess", body
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(40)

@@ -92,9 +92,10 @@ def test_wrong_types_and_bad_json_are_validation_errors(identity: ServiceClient)
 
 
 def test_unknown_path_and_wrong_method_use_the_envelope(identity: ServiceClient) -> None:
-    assert identity.get("/no/such/thing").envelope == (404, 406, "ObjectNotFound")
+    # The same codes the gateway answers with for the same thing (docs/error-codes.md).
+    assert identity.get("/no/such/thing").envelope == (404, 421, "RouteNotFound")
     wrong = identity.call("DELETE", "/auth/token")
-    assert wrong.envelope == (405, 409, "Restricted")
+    assert wrong.envelope == (405, 422, "MethodNotAllowed")
     assert wrong.headers["Allow"] == "POST"
 
 

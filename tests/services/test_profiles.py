@@ -144,7 +144,22 @@ def test_health_and_docs(profiles: ServiceClient) -> None:
     assert profiles.get("/healthz").envelope == (200, 203, "DataFound")
     assert profiles.get("/docs").status == 200
     schema = profiles.get("/openapi.json").json
-    assert (
-        "multipart/form-data"
-        in schema["paths"]["/profiles/{profile_id}/avatar"]["put"]["requestBody"]["content"]
+    upload = schema["paths"]["/profiles/{profile_id}/avatar"]["put"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    # The real answers: the envelope, the validation shape (400, and 413/415 for uploads),
+    # the User header and role header the gateway sets; never FastAPI's unused 422.
+    assert "'422'" not in str(schema)
+    assert upload["responses"]["415"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ValidationFailure"
     )
+    listing = schema["paths"]["/profiles"]["get"]
+    headers = [(p["name"], p["required"]) for p in listing["parameters"] if p["in"] == "header"]
+    assert headers == [("User", True), ("X-User-Role", False)]
+
+
+def test_a_deleted_profiles_id_is_not_given_again(profiles: ServiceClient) -> None:
+    # Before: SQLite handed the newest deleted profile's id to the next profile.
+    me = profiles.as_user(someone())
+    first = create(me)["id"]
+    assert me.delete(f"/profiles/{first}").status == 200
+    assert create(me)["id"] > first

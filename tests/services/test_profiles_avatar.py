@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -193,3 +195,29 @@ def test_role_header_is_ignored_unless_trusted(
     assert reply.status == 404
     listing = intruder.get("/profiles", headers={"X-User-Role": "admin"}).json["data"]
     assert listing["total"] == 0
+
+
+def test_concurrent_uploads_leave_exactly_the_referenced_file(
+    profiles_service: tuple[ServiceClient, ProfilesSettings],
+) -> None:
+    # Before: 8 concurrent uploads to one profile left 3 files, only 1 of them referenced.
+    profiles, settings = profiles_service
+    me = profiles.as_user(someone())
+    profile = create(me)
+    barrier = threading.Barrier(8, timeout=30)
+
+    def one(index: int) -> int:
+        barrier.wait()
+        return upload(me, profile["id"], PNG + bytes([index]) * 4096).status
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(one, range(8), timeout=120))
+    assert set(statuses) <= {200, 409}, statuses
+    assert 200 in statuses
+    mine = [n for n in media_files(settings) if n.startswith(f"{profile['id']}-")]
+    assert len(mine) == 1, mine
+    served = me.get(f"/profiles/{profile['id']}/avatar")
+    assert served.status == 200
+    stored = (settings.media_dir / mine[0]).read_bytes()
+    assert served.body == stored
+    assert not [n for n in media_files(settings) if n.startswith(".upload-")]

@@ -39,3 +39,15 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean)
+    # When the login that started this family stops being renewable, whatever the rotations.
+    session_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetiredUsername(Base):
+    """A deleted user's name, never handed out again: the profiles service (and anything
+    else) keys data by username, so a newcomer with that name would inherit it."""
+
+    __tablename__ = "retired_usernames"
+
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
-from servicekit.caller import caller_name
+from servicekit.caller import CallerSource
 
-from profiles.settings import ProfilesSettings
+ROLE_ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +19,8 @@ class Caller:
         return self.is_admin or owner == self.name
 
 
-def caller_from(request: Request, settings: ProfilesSettings) -> Caller:
-    name = caller_name(request.headers.get(settings.user_header))
-    is_admin = settings.trust_role_header and (
-        request.headers.get(settings.role_header, "").strip().lower() == "admin"
-    )
-    return Caller(name=name, is_admin=is_admin)
+def caller_from(request: Request, callers: CallerSource) -> Caller:
+    # The role is believed from a verified gateway assertion or, without verification, from
+    # the role header only when PROFILES_TRUST_ROLE_HEADER says so (CallerSource's role_header).
+    caller = callers.caller(request)
+    return Caller(name=caller.name, is_admin=caller.role == ROLE_ADMIN)

@@ -15,6 +15,9 @@ class Base(DeclarativeBase):
 
 class Profile(Base):
     __tablename__ = "profiles"
+    # SQLite would otherwise hand a deleted profile's id to the next one (PostgreSQL's
+    # sequences never reuse): a stale link or cached id must not find someone else's profile.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)

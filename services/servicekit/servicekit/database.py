@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,10 +14,20 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def ensure_sqlite_directory(url: str) -> None:
+def prepare_sqlite_file(url: str) -> None:
+    """Create a SQLite database file owner-only (0600) before SQLite does, and tighten one
+    that exists: it may hold password hashes. SQLite gives its journal and WAL files the
+    database file's permissions, so they follow."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database or "")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -26,7 +37,7 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    ensure_sqlite_directory(url)
+    prepare_sqlite_file(url)
     if make_url(url).get_backend_name() == "sqlite":
         # Handlers run in a thread pool, so a connection may move between threads.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+
+from servicekit.environment import SettingError
 
 
 class ServiceThread:
@@ -28,8 +31,16 @@ class ServiceThread:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
+        # proxy_headers off, as in `serve`: the services decide themselves whose
+        # X-Forwarded-For to believe (servicekit.clients), uvicorn must not rewrite the peer.
         config = uvicorn.Config(
-            app, loop="asyncio", http="h11", lifespan="on", log_level="warning", access_log=False
+            app,
+            loop="asyncio",
+            http="h11",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -109,7 +120,13 @@ def run_service(
     environment, `--migrate` forcing migrations at start-up."""
     args = parse_listen_args(f"python -m {name}", default_port, argv)
     logging.basicConfig(level=args.log_level.upper())
-    settings = settings_from_env()
-    if args.migrate:
-        settings = dataclasses.replace(settings, migrate_on_start=True)
-    serve(create_app(settings), args.host, args.port, args.log_level)
+    try:
+        settings = settings_from_env()
+        if args.migrate:
+            settings = dataclasses.replace(settings, migrate_on_start=True)
+        app = create_app(settings)
+    except SettingError as exc:
+        # One line naming the variable; a traceback would only bury it.
+        print(f"{name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    serve(app, args.host, args.port, args.log_level)

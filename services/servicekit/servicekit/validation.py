@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
+
 from servicekit.codes import ResponseCode
 from servicekit.envelope import ServiceError
 
@@ -22,6 +25,8 @@ from servicekit.envelope import ServiceError
 RULE = "rule"
 
 _WHOLE_BODY = "Body"
+# Error type for text a database cannot store (NUL, lone surrogates); see RequestBody.
+NOT_TEXT = "not_text"
 
 
 def pascal_case(name: str) -> str:
@@ -69,6 +74,9 @@ def message_for(field: str, error: Mapping[str, Any]) -> str:
         "dict_type": f"'{field}' must be a JSON object.",
         "extra_forbidden": f"'{field}' is not a recognised field.",
         "string_pattern_mismatch": f"'{field}' is not in the correct format.",
+        NOT_TEXT: f"'{field}' must not contain NUL characters or unpaired surrogates.",
+        # pydantic's own refusal of a lone surrogate: the same fault, the same words.
+        "string_unicode": f"'{field}' must not contain NUL characters or unpaired surrogates.",
     }
     if kind in simple:
         return simple[kind]
@@ -84,6 +92,32 @@ def message_for(field: str, error: Mapping[str, Any]) -> str:
     if kind in ("literal_error", "enum"):
         return f"'{field}' must be one of: {ctx.get('expected')}."
     return f"'{field}' is not valid."
+
+
+def storable_text(value: str) -> bool:
+    """True when PostgreSQL (no NUL in text) and UTF-8 (no lone surrogates) can store it."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class RequestBody(BaseModel):
+    """The base of every JSON request body: unknown fields are refused, not dropped (a
+    `"role": "admin"` must not pass silently), and every string must be storable text, so
+    bad input is a 400 in the seed's shape rather than a database error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        if isinstance(value, str) and not storable_text(value):
+            raise PydanticCustomError(NOT_TEXT, "not storable text")
+        return value
 
 
 class FieldErrors:

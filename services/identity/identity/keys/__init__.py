@@ -1,9 +1,13 @@
 """Signing keys: a directory of RSA private keys, the newest signs, all are published.
 
-Each key is one PEM file named `signing-key-<nanoseconds>.pem`, so name order is age order.
+Each key is one PEM file named `signing-key-<nanoseconds>.pem`, so name order is age order,
+created owner-only (0600) in an owner-only directory (0700).
 Adding a file (`python -m identity.keys rotate --dir ...`) makes it the signer at once, while
 the older keys stay in the JWKS so tokens they signed verify until they expire. Retire a key
 by deleting its file once its tokens have expired (the access-token TTL after rotation).
+
+A file that is not an RSA private key stops the service from starting, with its name. One
+that turns up while the service runs is logged and left out; the keys that worked go on.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -20,6 +25,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+log = logging.getLogger("identity.keys")
 
 ALGORITHM = "RS256"
 _PREFIX = "signing-key-"
@@ -39,9 +46,13 @@ class SigningKey:
 
     @classmethod
     def from_pem(cls, pem: bytes, created_ns: int) -> SigningKey:
-        key = serialization.load_pem_private_key(pem, password=None)
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            # TypeError: an encrypted key (no password is ever given).
+            raise KeyFileError(f"not an unencrypted PEM private key ({exc})") from None
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("signing keys must be RSA private keys")
+            raise KeyFileError("not an RSA private key")
         return cls(kid=thumbprint(key.public_key()), created_ns=created_ns, private_key=key)
 
     def public_jwk(self) -> dict[str, Any]:
@@ -54,6 +65,10 @@ class SigningKey:
             "n": _b64url_uint(numbers.n),
             "e": _b64url_uint(numbers.e),
         }
+
+
+class KeyFileError(ValueError):
+    """A key file that cannot be used; the message names the file."""
 
 
 def thumbprint(public_key: rsa.RSAPublicKey) -> str:
@@ -93,15 +108,42 @@ class KeyDirectory:
         files = [p for p in self.path.glob(f"{_PREFIX}*{_SUFFIX}") if p.is_file()]
         return sorted(files, key=lambda p: p.name)
 
+    def _load(self, files: list[Path]) -> tuple[tuple[SigningKey, ...], list[str]]:
+        keys: list[SigningKey] = []
+        problems: list[str] = []
+        for path in files:
+            try:
+                stamp = int(path.name[len(_PREFIX) : -len(_SUFFIX)])
+                keys.append(SigningKey.from_pem(path.read_bytes(), stamp))
+            except (KeyFileError, OSError) as exc:
+                problems.append(f"{path}: {exc}")
+            except ValueError:
+                problems.append(f"{path}: the name is not {_PREFIX}<nanoseconds>{_SUFFIX}")
+        return tuple(keys), problems
+
+    def check(self) -> None:
+        """At start-up: every key file loads, or KeyFileError naming the bad ones."""
+        files = self._key_files()
+        for path in [self.path, *files]:
+            # Private keys: owner-only, whatever an older version or a copy left behind.
+            wanted = 0o700 if path.is_dir() else 0o600
+            if path.stat().st_mode & 0o077:
+                path.chmod(wanted)
+                log.warning("%s was readable by others: made it %o", path, wanted)
+        keys, problems = self._load(files)
+        if problems:
+            raise KeyFileError("unusable signing key file " + "; ".join(problems))
+        with self._lock:
+            self._ring, self._seen = KeyRing(keys), tuple(p.name for p in files)
+
     def ring(self) -> KeyRing:
         files = self._key_files()
         names = tuple(p.name for p in files)
         with self._lock:
             if names != self._seen:
-                keys = tuple(
-                    SigningKey.from_pem(p.read_bytes(), int(p.name[len(_PREFIX) : -len(_SUFFIX)]))
-                    for p in files
-                )
+                keys, problems = self._load(files)
+                for problem in problems:
+                    log.error("signing key file left out: %s", problem)
                 self._ring, self._seen = KeyRing(keys), names
             if not self._ring.keys:
                 raise LookupError(f"no signing keys in {self.path}")

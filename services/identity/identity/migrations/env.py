@@ -3,6 +3,6 @@
 from servicekit.migrations import run_env
 
 from identity.models import Base
-from identity.settings import IdentitySettings
+from identity.settings import MIGRATIONS, IdentitySettings
 
-run_env(Base.metadata, IdentitySettings.from_env().database_url)
+run_env(Base.metadata, IdentitySettings.from_env().database_url, MIGRATIONS)

@@ -1,68 +1,121 @@
 """Log in, refresh, revoke, and publish the verification keys."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the local dependency types.
 
-import math
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from servicekit import ResponseCode, ServiceError, envelope
-from sqlalchemy import select
+from servicekit.openapi import failures
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
+from identity.accounts import Account, find_account
 from identity.context import IdentityContext
 from identity.models import User
+from identity.passwords import HashingBusy
 from identity.schemas import Login, RefreshTokenBody
+from identity.throttle import Attempt
+
+log = logging.getLogger("identity.tokens")
 
 
-def _token_pair(ctx: IdentityContext, user: User, refresh: str) -> dict[str, Any]:
+def bad_login() -> ServiceError:
+    return ServiceError(401, ResponseCode.BadLoginRequest, "Invalid username or password.")
+
+
+def token_pair(ctx: IdentityContext, username: str, role: str, refresh: str) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
-        "access_token": ctx.access_tokens.issue(user.username, user.role, now),
+        "access_token": ctx.access_tokens.issue(username, role, now),
         "token_type": "Bearer",
         "expires_in": ctx.settings.access_ttl_seconds,
         "refresh_token": refresh,
     }
 
 
+def new_session(
+    ctx: IdentityContext, account: Account, new_hash: str | None = None
+) -> dict[str, Any]:
+    """Start a refresh family for `account` (storing a new hash if given): a token pair."""
+    with ctx.database.session() as session:
+        if new_hash is not None:
+            session.execute(
+                update(User).where(User.id == account.user_id).values(password_hash=new_hash)
+            )
+        refresh = ctx.refresh_tokens.issue(session, account.user_id, datetime.now(UTC))
+        try:
+            session.commit()
+        except IntegrityError:
+            # The account was deleted between the password check and now.
+            raise bad_login() from None
+    return token_pair(ctx, account.username, account.role, refresh)
+
+
+async def check_password(
+    ctx: IdentityContext, request: Request, username: str, password: str
+) -> tuple[Account | None, Attempt]:
+    """Throttle, look up, verify: (the account if the password is right, the attempt).
+
+    The attempt is counted before the work and given back if the password was never
+    checked (hashing queue full, database error); a failure stays counted. The caller
+    reports success with `ctx.throttle.succeeded(attempt)`.
+    """
+    attempt = await ctx.throttle.admit_login(username, ctx.clients.of(request))
+    checked = False
+
+    def lookup() -> Account | None:
+        with ctx.database.session() as session:
+            return find_account(session, username)
+
+    try:
+        account = await run_in_threadpool(lookup)
+        # Unknown user and wrong password take the same path and the same argon2 work.
+        right = await ctx.vault.verify_async(account.password_hash if account else None, password)
+        checked = True
+    finally:
+        if not checked:
+            await ctx.throttle.not_tried(attempt)
+    return (account if right else None), attempt
+
+
 def tokens_router(ctx: IdentityContext) -> APIRouter:
     router = APIRouter(prefix="/auth", tags=["tokens"])
 
-    @router.post("/token", summary="Log in with a JSON username and password")
-    def login(body: Login) -> JSONResponse:
-        wait = ctx.throttle.retry_after(body.username)
-        if wait is not None:
-            raise ServiceError(
-                429,
-                ResponseCode.Restricted,
-                "Too many failed logins for this username; try again later.",
-                headers={"Retry-After": str(math.ceil(wait))},
-            )
-        with ctx.database.session() as session:
-            user = session.scalar(select(User).where(User.username == body.username))
-            # Unknown user and wrong password take the same path and the same argon2 work.
-            if not ctx.vault.verify(user.password_hash if user else None, body.password):
-                ctx.throttle.record_failure(body.username)
-                raise ServiceError(
-                    401, ResponseCode.BadLoginRequest, "Invalid username or password."
-                )
-            assert user is not None
-            ctx.throttle.record_success(body.username)
-            if ctx.vault.needs_rehash(user.password_hash):
-                user.password_hash = ctx.vault.hash(body.password)
-            refresh = ctx.refresh_tokens.issue(session, user, datetime.now(UTC))
-            data = _token_pair(ctx, user, refresh)
-            session.commit()
+    @router.post(
+        "/token",
+        summary="Log in with a JSON username and password",
+        responses=failures(401, 429, 503),
+    )
+    async def login(request: Request, body: Login) -> JSONResponse:
+        account, attempt = await check_password(ctx, request, body.username, body.password)
+        if account is None:
+            raise bad_login()
+        await ctx.throttle.succeeded(attempt)
+        new_hash = None
+        if ctx.vault.needs_rehash(account.password_hash):
+            try:
+                new_hash = await ctx.vault.hash_async(body.password)
+            except HashingBusy:
+                log.info("rehash of %s postponed: hashing is busy", account.username)
+        data = await run_in_threadpool(new_session, ctx, account, new_hash)
         return envelope(ResponseCode.LoginSuccess, "Logged in.", data)
 
-    @router.post("/token/refresh", summary="Exchange a refresh token for new tokens")
+    @router.post(
+        "/token/refresh",
+        summary="Exchange a refresh token for new tokens",
+        responses=failures(401),
+    )
     def refresh(body: RefreshTokenBody) -> JSONResponse:
         with ctx.database.session() as session:
             user, new_refresh = ctx.refresh_tokens.rotate(
                 session, body.refresh_token, datetime.now(UTC)
             )
-            data = _token_pair(ctx, user, new_refresh)
+            data = token_pair(ctx, user.username, user.role, new_refresh)
             session.commit()
         return envelope(ResponseCode.TokenRefreshed, "Token refreshed.", data)
 

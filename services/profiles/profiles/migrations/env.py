@@ -3,6 +3,6 @@
 from servicekit.migrations import run_env
 
 from profiles.models import Base
-from profiles.settings import ProfilesSettings
+from profiles.settings import MIGRATIONS, ProfilesSettings
 
-run_env(Base.metadata, ProfilesSettings.from_env().database_url)
+run_env(Base.metadata, ProfilesSettings.from_env().database_url, MIGRATIONS)

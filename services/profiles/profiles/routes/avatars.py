@@ -7,17 +7,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
-from servicekit import ResponseCode, envelope
+from servicekit import ResponseCode, ServiceError, envelope
+from servicekit.openapi import NEEDS_CALLER, failures, invalid
 from servicekit.validation import single_field_failure
+from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
 from profiles.caller import Caller, caller_from
 from profiles.context import ProfilesContext
 from profiles.image_types import SNIFF_BYTES, sniff_image_type
+from profiles.models import Profile
 from profiles.routes.profiles import not_found, visible_profile
 from profiles.upload import ReceivedFile, receive_file
 
+# Each failed swap means another upload committed in between; more than a handful at once
+# for one profile is not a user, so the rest are told to retry.
+_SWAP_ATTEMPTS = 16
+
 _UPLOAD_SCHEMA: dict[str, Any] = {
+    **NEEDS_CALLER,
     "requestBody": {
         "required": True,
         "content": {
@@ -29,7 +37,7 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
                 }
             }
         },
-    }
+    },
 }
 
 
@@ -37,7 +45,7 @@ def avatars_router(ctx: ProfilesContext) -> APIRouter:
     router = APIRouter(prefix="/profiles", tags=["avatars"])
 
     def current_caller(request: Request) -> Caller:
-        return caller_from(request, ctx.settings)
+        return caller_from(request, ctx.callers)
 
     CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
@@ -45,26 +53,59 @@ def avatars_router(ctx: ProfilesContext) -> APIRouter:
         with ctx.database.session() as session:
             visible_profile(session, caller, profile_id)
 
+    def swap_in(
+        caller: Caller, profile_id: int, name: str, received: ReceivedFile, kind: str
+    ) -> str | None:
+        """Make `name` the profile's avatar; returns the file it replaced.
+
+        A compare-and-swap on the current file name: of concurrent uploads each replaces
+        exactly the file it read, so every replaced file is known to the one upload that
+        must delete it (8 concurrent uploads once left 3 files, 1 of them referenced).
+        """
+        for _ in range(_SWAP_ATTEMPTS):
+            with ctx.database.session() as session:
+                previous = visible_profile(session, caller, profile_id).avatar_file
+                swapped = session.execute(
+                    update(Profile)
+                    .where(
+                        Profile.id == profile_id,
+                        Profile.avatar_file.is_not_distinct_from(previous),
+                    )
+                    .values(
+                        avatar_file=name,
+                        avatar_type=kind,
+                        avatar_size=received.size,
+                        avatar_sha256=received.sha256,
+                    )
+                )
+                if getattr(swapped, "rowcount", 0) == 1:
+                    session.commit()
+                    return previous
+                session.rollback()
+        raise ServiceError(
+            409, ResponseCode.ObjectNotUpdated, "The avatar is being replaced; try again."
+        )
+
     def attach(caller: Caller, profile_id: int, partial: Path, received: ReceivedFile) -> str:
         content_type = sniff_image_type(received.head)
         if content_type is None:
             raise single_field_failure(
                 "File", "'File' must be a PNG, JPEG, GIF or WebP image.", status=415
             )
-        with ctx.database.session() as session:
-            profile = visible_profile(session, caller, profile_id)
-            previous = profile.avatar_file
-            profile.avatar_file = ctx.avatars.keep(partial, profile_id, content_type)
-            profile.avatar_type = content_type
-            profile.avatar_size = received.size
-            profile.avatar_sha256 = received.sha256
-            session.commit()
+        name = ctx.avatars.keep(partial, profile_id, content_type)
+        try:
+            previous = swap_in(caller, profile_id, name, received, content_type)
+        except BaseException:
+            # Not referenced by the row (refused, deleted meanwhile, database error): gone.
+            ctx.avatars.discard(name)
+            raise
         ctx.avatars.discard(previous)
         return content_type
 
     @router.put(
         "/{profile_id}/avatar",
         summary="Upload a profile's avatar (multipart field `file`)",
+        responses={**failures(404, 409), **invalid(413, 415)},
         openapi_extra=_UPLOAD_SCHEMA,
     )
     async def upload_avatar(
@@ -84,7 +125,12 @@ def avatars_router(ctx: ProfilesContext) -> APIRouter:
         data = {"content_type": content_type, "size": received.size, "sha256": received.sha256}
         return envelope(ResponseCode.FileUploaded, "Avatar uploaded.", data)
 
-    @router.get("/{profile_id}/avatar", summary="Download a profile's avatar")
+    @router.get(
+        "/{profile_id}/avatar",
+        summary="Download a profile's avatar",
+        responses=failures(404),
+        openapi_extra=NEEDS_CALLER,
+    )
     def download_avatar(caller: CurrentCaller, profile_id: int) -> FileResponse:
         with ctx.database.session() as session:
             profile = visible_profile(session, caller, profile_id)

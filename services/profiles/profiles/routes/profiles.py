@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from servicekit import ResponseCode, ServiceError, envelope
+from servicekit.openapi import NEEDS_CALLER, failures
 from servicekit.pagination import PageRequest, page_request
 from servicekit.validation import single_field_failure
 from sqlalchemy import func, select
@@ -19,6 +20,10 @@ from profiles.models import Profile
 from profiles.schemas import NewProfile, ProfileChanges
 from profiles.views import profile_view
 
+# Ids are a 32-bit INTEGER column on PostgreSQL (and SQLite's integers end at 2**63): a
+# larger path id can name no profile, so it is "not found" instead of a database error.
+MAX_PROFILE_ID = 2**31 - 1
+
 
 def not_found() -> ServiceError:
     # Someone else's profile is "not found" too: its existence is not the caller's business.
@@ -26,6 +31,8 @@ def not_found() -> ServiceError:
 
 
 def visible_profile(session: Session, caller: Caller, profile_id: int) -> Profile:
+    if not 1 <= profile_id <= MAX_PROFILE_ID:
+        raise not_found()
     profile = session.get(Profile, profile_id)
     if profile is None or not caller.may_access(profile.owner):
         raise not_found()
@@ -36,12 +43,16 @@ def profiles_router(ctx: ProfilesContext) -> APIRouter:
     router = APIRouter(prefix="/profiles", tags=["profiles"])
 
     def current_caller(request: Request) -> Caller:
-        return caller_from(request, ctx.settings)
+        return caller_from(request, ctx.callers)
 
     CurrentCaller = Annotated[Caller, Depends(current_caller)]
     Page = Annotated[PageRequest, Depends(page_request)]
 
-    @router.get("", summary="List the caller's profiles (an admin sees all)")
+    @router.get(
+        "",
+        summary="List the caller's profiles (an admin sees all)",
+        openapi_extra=NEEDS_CALLER,
+    )
     def list_profiles(caller: CurrentCaller, page: Page) -> JSONResponse:
         query = select(Profile)
         if not caller.is_admin:
@@ -54,7 +65,12 @@ def profiles_router(ctx: ProfilesContext) -> APIRouter:
             data = page.result([profile_view(p) for p in rows], total)
         return envelope(ResponseCode.DataFound, "Profiles found.", data)
 
-    @router.post("", status_code=201, summary="Create a profile owned by the caller")
+    @router.post(
+        "",
+        status_code=201,
+        summary="Create a profile owned by the caller",
+        openapi_extra=NEEDS_CALLER,
+    )
     def create_profile(caller: CurrentCaller, body: NewProfile) -> JSONResponse:
         now = datetime.now(UTC)
         profile = Profile(
@@ -71,13 +87,23 @@ def profiles_router(ctx: ProfilesContext) -> APIRouter:
             data = profile_view(profile)
         return envelope(ResponseCode.DataCreated, "Profile created.", data, status=201)
 
-    @router.get("/{profile_id}", summary="Get one profile")
+    @router.get(
+        "/{profile_id}",
+        summary="Get one profile",
+        responses=failures(404),
+        openapi_extra=NEEDS_CALLER,
+    )
     def get_profile(caller: CurrentCaller, profile_id: int) -> JSONResponse:
         with ctx.database.session() as session:
             data = profile_view(visible_profile(session, caller, profile_id))
         return envelope(ResponseCode.DataFound, "Profile found.", data)
 
-    @router.patch("/{profile_id}", summary="Change some fields of a profile")
+    @router.patch(
+        "/{profile_id}",
+        summary="Change some fields of a profile",
+        responses=failures(404),
+        openapi_extra=NEEDS_CALLER,
+    )
     def update_profile(
         caller: CurrentCaller, profile_id: int, body: ProfileChanges
     ) -> JSONResponse:
@@ -95,7 +121,12 @@ def profiles_router(ctx: ProfilesContext) -> APIRouter:
             data = profile_view(profile)
         return envelope(ResponseCode.DataUpdated, "Profile updated.", data)
 
-    @router.delete("/{profile_id}", summary="Delete a profile and its avatar")
+    @router.delete(
+        "/{profile_id}",
+        summary="Delete a profile and its avatar",
+        responses=failures(404),
+        openapi_extra=NEEDS_CALLER,
+    )
     def delete_profile(caller: CurrentCaller, profile_id: int) -> JSONResponse:
         with ctx.database.session() as session:
             profile = visible_profile(session, caller, profile_id)

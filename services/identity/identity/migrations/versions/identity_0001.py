@@ -1,6 +1,6 @@
 """Users and refresh tokens.
 
-Revision ID: 0001_initial
+Revision ID: identity_0001 (recorded as 0001_initial before the per-service version tables)
 Revises:
 Create Date: 2024-06-01
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0001_initial"
+revision: str = "identity_0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
