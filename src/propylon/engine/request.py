@@ -107,7 +107,10 @@ def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: He
         if lname in stripped:
             continue  # never trust a client's claim of identity
         if lname not in REQUEST_REWRITTEN:
-            if b"_" in lname:
+            # find(), not ``in``: CPython's bytes.__contains__ first tries its argument as
+            # an integer and raises (and formats) a TypeError for a bytes one, thousands of
+            # instructions per header.
+            if lname.find(b"_") != -1:
                 if lname.replace(b"_", b"-") not in rules.owned:
                     if request.underscored is None:
                         request.underscored = []
