@@ -22,6 +22,9 @@ COMPILED = [
     "src/propylon/engine/gateway.py",
     "src/propylon/engine/watchdog.py",
     "src/propylon/pipeline.py",
+    # HTTP rules every request meets: the Host check, client-address sets
+    "src/propylon/http/host.py",
+    "src/propylon/http/cidr.py",
     # a new request target (a decision-cache miss): canonicalise, match, build the target
     "src/propylon/paths.py",
     "src/propylon/routing.py",

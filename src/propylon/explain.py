@@ -54,7 +54,7 @@ def explain(
     shown = raw_path + (f"?{query}" if query else "")
     out = [_row("request", f"{method} {shown}" + (f"  (Host: {host})" if host else ""))]
     try:
-        path = canonicalise(raw_path)
+        path = canonicalise(raw_path, allow_double_encoding=config.forwarding.allow_double_encoding)
     except PathRejected as exc:
         out.append(_row("result", f"400 BadRequest: path rejected ({exc.reason})"))
         return Explanation(tuple(out), matched=False)

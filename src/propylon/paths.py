@@ -25,6 +25,7 @@ _ALREADY_CANONICAL = re.compile(r"(?:/(?!\.\.?(?:[/;]|$))[A-Za-z0-9\-._~!$&'()*+
 # Raw characters refused anywhere: controls, space, DEL, non-ASCII, the backslash (some servers
 # treat it as "/"), and "?"/"#", which cannot be part of a path and would end it downstream.
 _FORBIDDEN_RAW = re.compile(r"[^\x21-\x7e]|[\\?#]")
+_DOUBLE_ENCODED = re.compile(r"%25(?:2e|2f|5c)", re.IGNORECASE)
 
 
 class PathRejected(ValueError):
@@ -36,12 +37,15 @@ class PathRejected(ValueError):
         """Short, for logs only: never sent to the client."""
 
 
-def canonicalise(raw_path: str) -> str:
+def canonicalise(raw_path: str, *, allow_double_encoding: bool = False) -> str:
     """The canonical form of ``raw_path`` (the path of the request target, still encoded).
 
     Unreserved escapes decoded and other escapes upper-cased; literal dot segments resolved;
     runs of ``/`` merged; a trailing slash kept. Raises ``PathRejected`` for anything that
-    could be read differently by a downstream (see the module docstring).
+    could be read differently by a downstream (see the module docstring), including, unless
+    ``allow_double_encoding``, a double-encoded dot, slash or backslash (``%252e``,
+    ``%252f``, ``%255c``): a downstream that decodes twice would read a dot segment or a
+    separator there.
     """
     if _ALREADY_CANONICAL.fullmatch(raw_path) is not None:
         return raw_path or "/"
@@ -53,6 +57,8 @@ def canonicalise(raw_path: str) -> str:
         raise PathRejected("forbidden raw character")
     kept: list[str] = []
     ends_with_slash = False
+    if not allow_double_encoding and _DOUBLE_ENCODED.search(raw_path) is not None:
+        raise PathRejected("double-encoded dot, slash or backslash")
     for raw_segment in raw_path[1:].split("/"):
         segment, has_encoded_dot = _decode_segment(raw_segment)
         if not segment:

@@ -101,6 +101,9 @@ def _query_regex(items: tuple[Segment, ...]) -> str:
 # -- downstream -------------------------------------------------------------------------------
 
 
+_QUERY_DELIMITERS = str.maketrans({"&": "%26", ";": "%3B", "=": "%3D", "#": "%23", "+": "%2B"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Downstream:
     """A route's downstream template, compiled: renders the request target from the values."""
@@ -116,7 +119,8 @@ class _Downstream:
     splice_item: int | None = None
     """Index of the item that is the query catch-all: the request's parameters go there."""
     escaped_in_query: frozenset[str] = frozenset()
-    """Path values: "&", "#" and "+" are escaped so they cannot add or alter parameters."""
+    """Path values: "&", ";", "=", "#" and "+" are escaped so that they cannot add or alter
+    parameters (some parsers split on ";" too)."""
     dropped_params: frozenset[str] = frozenset()
     dot_risk: bool = False
     """Some path segment is placeholders and dots only, and a value could be "." or ""."""
@@ -154,7 +158,7 @@ class _Downstream:
             return part
         value = params[part.name]
         if part.name in self.escaped_in_query:
-            value = value.replace("&", "%26").replace("#", "%23").replace("+", "%2B")
+            value = value.translate(_QUERY_DELIMITERS)
         return value
 
     def stays_inside(self, params: Mapping[str, str]) -> bool:

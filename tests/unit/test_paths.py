@@ -36,11 +36,20 @@ UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~
         ("/a;b=1/c;..", "/a;b=1/c;.."),
         ("/a/...", "/a/..."),
         ("/a/%25", "/a/%25"),
-        ("/a/%252e%252e", "/a/%252e%252e"),
+        ("/a/%2525", "/a/%2525"),
     ],
 )
 def test_canonical_form(raw: str, canonical: str) -> None:
     assert canonicalise(raw) == canonical
+
+
+@pytest.mark.parametrize("raw", ["/a/%252e%252e", "/a/%252E", "/a%252fb", "/a/%255Cb", "/%252f"])
+def test_double_encoded_dots_and_separators_are_refused_unless_allowed(raw: str) -> None:
+    """Security review item 8: a downstream that decodes twice would read a dot segment or
+    a separator; refused by default, as Envoy does."""
+    with pytest.raises(PathRejected, match="double-encoded"):
+        canonicalise(raw)
+    assert canonicalise(raw, allow_double_encoding=True) == raw
 
 
 @pytest.mark.parametrize(

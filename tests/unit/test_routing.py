@@ -235,7 +235,10 @@ def test_placeholder_named_like_a_parameter_removes_it() -> None:
 
 def test_path_values_cannot_add_query_parameters() -> None:
     router = Router([route("/s/{term}", "/search?q={term}")])
-    assert forward(router, "/s/a&admin=1#x+y") == "/search?q=a%26admin=1%23x%2By"
+    assert forward(router, "/s/a&admin=1#x+y") == "/search?q=a%26admin%3D1%23x%2By"
+    # Security review item 8: ";" splits parameters for some parsers; "=" starts a value.
+    q = Router([route("/q/{id}", "/query?id={id}&fixed=1")])
+    assert forward(q, "/q/a;admin=1") == "/query?id=a%3Badmin%3D1&fixed=1"
 
 
 # -- upstream host ----------------------------------------------------------------------------

@@ -150,6 +150,12 @@ class Limits:
     upstream_pool_size: int = 256
     """Idle keep-alive connections kept per downstream host."""
     token_cache_size: int = 4096
+    body_timeout: float = 300.0
+    """Seconds a client has, from its head, to send the whole request body (408 after)."""
+    min_body_rate: int = 1024
+    """Bytes per second a request body must average once ``body_rate_grace`` seconds have
+    passed since its head (408 below it; 0 turns the check off). Slow-body defence."""
+    body_rate_grace: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +195,9 @@ class ForwardingPolicy:
 
     strip_client_headers: tuple[str, ...] = DEFAULT_STRIPPED_CLIENT_HEADERS
     allow_underscores: bool = False
+    allow_double_encoding: bool = False
+    """Forward ``%252e``, ``%252f``, ``%255c`` in paths instead of answering 400 (Envoy's
+    default is the same refusal)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,9 @@ class _Limits(Strict):
     max_headers: Annotated[int, Field(ge=1)] = _LIMITS.max_headers
     max_url_bytes: Annotated[int, Field(ge=16)] = _LIMITS.max_url_bytes
     header_timeout: Seconds = _LIMITS.header_timeout
+    body_timeout: Seconds = _LIMITS.body_timeout
+    min_body_rate: Annotated[int, Field(ge=0)] = _LIMITS.min_body_rate
+    body_rate_grace: Seconds = _LIMITS.body_rate_grace
     keepalive_timeout: Seconds = _LIMITS.keepalive_timeout
     connect_timeout: Seconds = _LIMITS.connect_timeout
     drain_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _LIMITS.drain_timeout
@@ -84,6 +87,7 @@ class _Stats(Strict):
 class _Forwarding(Strict):
     strip_client_headers: StrList = list(_FORWARDING.strip_client_headers)
     allow_underscores: bool = _FORWARDING.allow_underscores
+    allow_double_encoding: bool = _FORWARDING.allow_double_encoding
 
 
 def read_forwarding(raw: object, diag: Diagnostics) -> ForwardingPolicy:
@@ -107,7 +111,9 @@ def read_forwarding(raw: object, diag: Diagnostics) -> ForwardingPolicy:
             continue
         names.append(name)
     return ForwardingPolicy(
-        strip_client_headers=tuple(names), allow_underscores=given.allow_underscores
+        strip_client_headers=tuple(names),
+        allow_underscores=given.allow_underscores,
+        allow_double_encoding=given.allow_double_encoding,
     )
 
 

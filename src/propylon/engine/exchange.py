@@ -12,6 +12,7 @@ truncated body is never passed off as a whole one.
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -96,6 +97,8 @@ class Exchange:
         self._last_activity = started
         self.watchdog = client.gateway.watchdog
         self.deadline = started + self._timeout
+        if not request.complete:
+            self.deadline = min(self.deadline, self._next_body_check(started))
 
     # -- start ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -323,13 +326,39 @@ class Exchange:
             self._error(errors.PAYLOAD_TOO_LARGE)
 
     # -- endings --------------------------------------------------------------------------------
+    def _next_body_check(self, now: float) -> float:
+        """When the request body must next be judged, or 0.0 when it is too slow already:
+        it must arrive whole within ``body_timeout`` of the head, and once
+        ``body_rate_grace`` has passed, average at least ``min_body_rate`` bytes per second.
+        (Each body byte counts as activity for the route timeout, so without these a client
+        trickling a byte now and then would hold this exchange and its upstream connection
+        for ever.)"""
+        limits = self.client.limits
+        elapsed = now - self.started
+        if elapsed >= limits.body_timeout:
+            return 0.0
+        rate = limits.min_body_rate
+        if rate > 0.0 and elapsed >= limits.body_rate_grace:
+            if self.request.body_size < rate * elapsed:
+                return 0.0
+            return min(now + 1.0, self.started + limits.body_timeout)
+        grace_over = self.started + limits.body_rate_grace if rate > 0.0 else math.inf
+        return min(grace_over, self.started + limits.body_timeout)
+
     def expire(self, now: float) -> None:
-        """The watchdog's call: nothing moved in either direction for ``timeout`` seconds."""
+        """The watchdog's call: the route timeout passed with nothing moving in either
+        direction, or the request body is due to be judged."""
         if self.done:
             return
+        body_check = math.inf
+        if not self.request.complete:
+            body_check = self._next_body_check(now)
+            if body_check == 0.0:
+                self._body_too_slow()
+                return
         idle_until = self._last_activity + self._timeout
         if now < idle_until:
-            self.deadline = idle_until
+            self.deadline = min(idle_until, body_check)
             return
         if self.upstream is not None:
             self.upstream.abort()
@@ -341,9 +370,22 @@ class Exchange:
         elif not self.request.complete:
             # The client stopped sending its body: that is the client's timeout, not the
             # upstream's.
-            self._error(errors.REQUEST_TIMEOUT)
+            self._body_too_slow()
         else:
             self._fail_before_response("timeout")
+
+    def _body_too_slow(self) -> None:
+        """408 (or, once the response began, a cut connection) and the upstream closed:
+        neither side waits on this client any longer. The client connection closes too."""
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+        if self.response_started:
+            self._abort_client()
+            return
+        self.status = errors.REQUEST_TIMEOUT.status
+        self.client.send_error_bytes(errors.REQUEST_TIMEOUT, self.request, close=True)
+        self._finish(False)
 
     def _fail_before_response(self, kind: str) -> None:
         if self.done:

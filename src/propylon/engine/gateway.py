@@ -24,6 +24,7 @@ from propylon.engine.request import HeaderRules, Request
 from propylon.engine.server import ClientConnection, ClientLimits
 from propylon.engine.upstream import UpstreamPool
 from propylon.engine.watchdog import Watchdog
+from propylon.http.host import HostRejected
 from propylon.paths import PathRejected, canonicalise
 from propylon.pipeline import HeadComposer, RoutePlan
 from propylon.policies.claim_headers import stripped_names
@@ -135,6 +136,7 @@ class Gateway:
         self.watchdog = Watchdog(self.loop)
         self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
         self._host_sensitive = any(spec.upstream_host for spec in config.routes)
+        self._allow_double_encoding = config.forwarding.allow_double_encoding
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()
@@ -255,12 +257,21 @@ class Gateway:
                 return errors.BAD_REQUEST
             raw_path, query = url.path or b"/", url.query or b""
             if url.host:
-                # RFC 9112 s.3.2.2: an absolute-form target overrides Host.
-                request.host = url.host if url.port is None else b"%s:%d" % (url.host, url.port)
+                # RFC 9112 s.3.2.2: an absolute-form target overrides Host. httptools gives
+                # an IPv6 literal without its brackets; Host needs them back.
+                host = b"[%s]" % url.host if b":" in url.host else url.host
+                if url.port is not None:
+                    host = b"%s:%d" % (host, url.port)
+                try:
+                    request.host = self.header_rules.hosts.normalise(host)
+                except HostRejected:
+                    return errors.BAD_REQUEST
         else:
             return errors.BAD_REQUEST
         try:
-            path = canonicalise(raw_path.decode("ascii"))
+            path = canonicalise(
+                raw_path.decode("ascii"), allow_double_encoding=self._allow_double_encoding
+            )
             query_text = query.decode("ascii")
         except (PathRejected, UnicodeDecodeError):
             return errors.BAD_PATH

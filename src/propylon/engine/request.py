@@ -9,6 +9,7 @@ authentication even start.
 
 from __future__ import annotations
 
+from propylon.http.host import HostCheck, HostRejected
 from propylon.policies.forwarding import FORWARDED_FACTS, REQUEST_REWRITTEN, connection_tokens
 
 
@@ -88,12 +89,13 @@ class HeaderRules:
     upstream only on routes that allow them.
     """
 
-    __slots__ = ("owned", "request_id_lower", "stripped")
+    __slots__ = ("hosts", "owned", "request_id_lower", "stripped")
 
     def __init__(self, stripped: frozenset[bytes], request_id_lower: bytes) -> None:
         self.stripped = stripped
         self.request_id_lower = request_id_lower
         self.owned = stripped | REQUEST_REWRITTEN | {request_id_lower, b"authorization"}
+        self.hosts = HostCheck()
 
 
 def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: HeaderRules) -> None:
@@ -156,6 +158,11 @@ def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: He
         raise HeaderError("both content-length and transfer-encoding")
     if request.hosts_seen > 1 or (request.http11 and request.hosts_seen == 0):
         raise HeaderError("missing or repeated host")
+    if request.host is not None:
+        try:
+            request.host = rules.hosts.normalise(request.host)
+        except HostRejected:
+            raise HeaderError("bad host") from None
     if connection is not None:
         listed = connection_tokens(connection)
         if listed:

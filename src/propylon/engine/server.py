@@ -44,12 +44,15 @@ class ClientLimits:
     directly rather than through a config object's attribute lookup."""
 
     __slots__ = (
+        "body_rate_grace",
+        "body_timeout",
         "header_timeout",
         "keepalive_timeout",
         "max_body_bytes",
         "max_header_bytes",
         "max_headers",
         "max_url_bytes",
+        "min_body_rate",
     )
 
     def __init__(self, limits: Limits) -> None:
@@ -59,6 +62,9 @@ class ClientLimits:
         self.max_url_bytes: int = limits.max_url_bytes
         self.header_timeout: float = limits.header_timeout
         self.keepalive_timeout: float = limits.keepalive_timeout
+        self.body_timeout: float = limits.body_timeout
+        self.min_body_rate: float = float(limits.min_body_rate)
+        self.body_rate_grace: float = limits.body_rate_grace
 
 
 class _Reject(Exception):
@@ -351,9 +357,11 @@ class ClientConnection(asyncio.Protocol):
         kind: errors.ErrorKind,
         request: Request | None,
         extra_headers: tuple[tuple[str, str], ...] = (),
+        *,
+        close: bool = False,
     ) -> bool:
         """Write a JSON error response; returns whether the connection may be kept."""
-        keep = request is not None and self._may_keep(request)
+        keep = not close and request is not None and self._may_keep(request)
         rid = self.gateway.request_id.choose(request.request_id if request else None)
         headers = (*extra_headers, (self.gateway.request_id.name.decode(), rid.decode()))
         self.write(
