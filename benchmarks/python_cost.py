@@ -9,12 +9,26 @@ report.
 
     .venv/bin/python benchmarks/python_cost.py                 # proxy, cached, rotate
     taskset -c 0 .venv/bin/python benchmarks/python_cost.py --requests 100000
+    .venv/bin/python benchmarks/python_cost.py --instructions  # callgrind, deterministic
+
+Timings on a shared machine still move by 5-10% between runs. ``--instructions`` counts
+the instructions a request costs instead, under valgrind's callgrind (Debian's
+``valgrind``): each scenario runs twice with different request counts, and the difference
+divided by the difference in requests removes start-up. The count is the same from run to
+run (the hash seed is fixed) to well under 0.5%, whatever else the machine does, so it
+resolves small changes that timings cannot; it takes about a minute per scenario.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +88,10 @@ def tokens(count: int) -> list[str]:
     ]
 
 
+WARMUP = 5000
+"""Requests sent before measuring (fewer when a round is shorter)."""
+
+
 async def cost(requests: list[bytes], count: int, rounds: int) -> float:
     """Best-of-rounds microseconds per request through one gateway."""
     gateway = Gateway(load_config(str(ROUTES), env=ENV))
@@ -86,7 +104,7 @@ async def cost(requests: list[bytes], count: int, rounds: int) -> float:
     pool.release(upstream)
     feed_client, feed_upstream = client.data_received, upstream.data_received
     variety = len(requests)
-    for i in range(min(count, 5000)):  # warm the caches this scenario is meant to hit
+    for i in range(min(count, WARMUP)):  # warm the caches this scenario is meant to hit
         feed_client(requests[i % variety])
         feed_upstream(RESPONSE)
     best = float("inf")
@@ -102,25 +120,71 @@ async def cost(requests: list[bytes], count: int, rounds: int) -> float:
     return best * 1e6
 
 
+def instructions(name: str) -> float:
+    """Instructions per request of scenario ``name``, counted by callgrind."""
+
+    def collected(requests: int) -> int:
+        run = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--scenario",
+                name,
+                "--requests",
+                str(requests),
+                "--rounds",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            check=True,
+        )
+        found = re.search(r"Collected : (\d+)", run.stderr)
+        if found is None:
+            raise SystemExit(f"callgrind printed no total:\n{run.stderr[-2000:]}")
+        return int(found.group(1))
+
+    # Both runs warm up with WARMUP requests, so they differ by exactly `extra` requests.
+    extra = 6000
+    return (collected(WARMUP + extra) - collected(WARMUP)) / extra
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30000, help="per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scenario", help="run only this one (a name as printed)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (callgrind), not time"
+    )
     args = parser.parse_args()
-    rotating = tokens(10000)
-    scenarios = {
-        "proxy only": [request(b"/profiles/12345")],
+    # Built only when run: signing 10,000 tokens under callgrind would take a minute.
+    scenarios: dict[str, Callable[[], list[bytes]]] = {
+        "proxy only": lambda: [request(b"/profiles/12345")],
         # Real clients ask for many ids: each new path is canonicalised and matched again.
-        "proxy only, 10,000 paths": [request(b"/profiles/%d" % i) for i in range(10000)],
-        "JWT HS256, cached": [request(b"/secure/profiles/12345", rotating[0])],
-        "JWT HS256, 10,000 tokens (misses)": [
-            request(b"/secure/profiles/12345", t) for t in rotating
+        "proxy only, 10,000 paths": lambda: [request(b"/profiles/%d" % i) for i in range(10000)],
+        "JWT HS256, cached": lambda: [request(b"/secure/profiles/12345", tokens(1)[0])],
+        "JWT HS256, 10,000 tokens (misses)": lambda: [
+            request(b"/secure/profiles/12345", t) for t in tokens(10000)
         ],
     }
+    if args.scenario is not None:
+        if args.scenario not in scenarios:
+            raise SystemExit(f"no scenario {args.scenario!r}; one of {', '.join(scenarios)}")
+        scenarios = {args.scenario: scenarios[args.scenario]}
     print(describe())
-    for name, requests in scenarios.items():
-        micros = uvloop.run(cost(requests, args.requests, args.rounds))
-        print(f"{name:36s} {micros:6.2f} us per request")
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    for name, build in scenarios.items():
+        if args.instructions:
+            print(f"{name:36s} {instructions(name):8.0f} instructions per request")
+        else:
+            micros = uvloop.run(cost(build(), args.requests, args.rounds))
+            print(f"{name:36s} {micros:6.2f} us per request")
 
 
 if __name__ == "__main__":
