@@ -64,7 +64,9 @@ def canonicalise(raw_path: str, *, allow_double_encoding: bool = False) -> str:
         if not segment:
             ends_with_slash = True
             continue
-        base = segment.partition(";")[0]
+        # Path parameters end a segment for Tomcat, Spring and Jetty, whether the ";" is
+        # literal or encoded: "..%3Bx" is a ".." to them.
+        base = segment.partition(";")[0].partition("%3B")[0]
         if base not in (".", ".."):
             kept.append(segment)
             ends_with_slash = False

@@ -161,6 +161,13 @@ PATH_ATTACKS = [
     "/public/%5c../admin",
     "/public/%00",
     "/../admin",
+    # A dot segment once its path parameters (";" encoded or not) are cut off (#11 item 2).
+    "/public/%2e%2e%3b",
+    "/public/..%3B",
+    "/public/..%3bx/admin",
+    "/public/.%3b/x",
+    # Double-encoded: a downstream that decodes twice reads ".." (#10 item 8).
+    "/public/%252e%252e/admin",
 ]
 
 
@@ -327,5 +334,22 @@ async def test_connection_flood_is_survived() -> None:
             assert r.status == 200
             for _reader, writer in conns:
                 writer.close()
+    finally:
+        await up.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"GET /x\r\n\r\n", b"GET /x HTTP/0.9\r\n\r\n", b"GET /x HTTP/2.0\r\nHost: t\r\n\r\n"],
+)
+async def test_http09_and_unknown_versions_are_refused_and_reach_nobody(data: bytes) -> None:
+    """#11 item 5: a request line without a version used to be proxied."""
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            responses, _raw, closed = await exchange_raw(gw.port, data)
+            assert [r.status for r in responses] == [400]
+            assert closed
+            assert up.seen == []
     finally:
         await up.close()

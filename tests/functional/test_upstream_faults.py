@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
+from dataclasses import replace
 
+import pytest
+
+from propylon.config.model import DownstreamHost
 from propylon.errors import envelope
 from tests.support.client import exchange_raw, request
 from tests.support.gateway import config, route, running
@@ -224,3 +229,49 @@ async def test_an_upstream_101_is_a_bad_response_not_retried() -> None:
             assert up.requests == 1
     finally:
         await up.close()
+
+
+async def test_each_upstream_fault_is_logged_once_per_interval_and_counted_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """#11 item 9: a 502 used to leave no trace, and in-flight faults counted twice."""
+    port = free_port()
+    caplog.set_level(logging.WARNING, logger="propylon.upstream")
+    async with running(config(route("/x", port))) as gw:
+        for _ in range(20):
+            assert (await request(gw.port, "GET", "/x")).status == 502
+        stats = gw.stats.upstreams[f"127.0.0.1:{port}"]
+        assert (stats.errors, stats.last_error) == (20, "refused")
+    lines = [r.getMessage() for r in caplog.records if r.name == "propylon.upstream"]
+    assert lines == [
+        f"upstream 127.0.0.1:{port} failed for route * /x: connection refused (refused)"
+    ]
+
+
+async def test_a_fault_after_the_request_was_sent_is_counted_once() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+
+    up = await RawUpstream(hang_up).start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            for _ in range(3):
+                assert (await request(gw.port, "GET", "/x")).status == 502
+            stats = gw.stats.upstreams[f"127.0.0.1:{up.port}"]
+            assert (stats.errors, stats.last_error) == (3, "closed")
+            assert gw.stats.routes[0].upstream_errors == 3
+    finally:
+        await up.close()
+
+
+async def test_a_name_that_does_not_resolve_is_a_dns_fault(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="propylon.upstream")
+    spec = replace(route("/x", 80), downstream_hosts=(DownstreamHost("no-such-host.invalid", 80),))
+    async with running(config(spec)) as gw:
+        r = await request(gw.port, "GET", "/x")
+        assert r.status == 502
+        assert "invalid" not in r.body.decode()
+        assert gw.stats.upstreams["no-such-host.invalid:80"].last_error == "dns"
+    assert any("name did not resolve (dns)" in r.getMessage() for r in caplog.records)

@@ -72,6 +72,13 @@ def test_double_encoded_dots_and_separators_are_refused_unless_allowed(raw: str)
         "/a/.;/b",
         "/a/..;jsessionid=1/b",
         "/a/%2e%2e;/b",
+        # Security review (#11 item 2): dot segments whose parameters are encoded.
+        "/profiles/%2e%2e%3b",
+        "/profiles/..%3B",
+        "/profiles/..%3b",
+        "/a/.%3b/b",
+        "/a/..%3Bx/b",
+        "/a/%2E%2E%3B/b",
         "/a/%00",
         "/a/%1f",
         "/a/%7F",
@@ -190,6 +197,11 @@ ATTACK_ATOMS = [
     "..\\",
     "%252e%252e",
     "%00",
+    "..%3B",
+    ".%3b",
+    "%2e%2e%3B",
+    "..%3bx",
+    ".;x",
 ]
 # Harmless atoms weigh more, so that many suffixes survive and the invariants get exercised.
 SUFFIXES = st.lists(

@@ -13,6 +13,8 @@ truncated body is never passed off as a whole one.
 from __future__ import annotations
 
 import math
+import socket
+import ssl
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -116,8 +118,17 @@ class Exchange:
         except TimeoutError:
             self._fail_before_response("timeout")
             return
-        except OSError:
+        except socket.gaierror:
+            self._fail_before_response("dns")
+            return
+        except ssl.SSLError:
+            self._fail_before_response("tls")
+            return
+        except ConnectionRefusedError:
             self._fail_before_response("refused")
+            return
+        except OSError:
+            self._fail_before_response("unreachable")
             return
         if self.done:
             self.pool.release(conn)
@@ -279,9 +290,8 @@ class Exchange:
             self._retried = True
             self.loop.create_task(self._connect())
             return
-        self.pool.stats.error(kind)
         if self.response_started:
-            self.plan.stats.upstream_error()
+            self._record_fault(kind)
             self._abort_client()
         else:
             self._fail_before_response(kind)
@@ -364,8 +374,7 @@ class Exchange:
             self.upstream.abort()
             self.upstream = None
         if self.response_started:
-            self.plan.stats.upstream_timeout()
-            self.pool.stats.error("timeout")
+            self._record_fault("timeout")
             self._abort_client()
         elif not self.request.complete:
             # The client stopped sending its body: that is the client's timeout, not the
@@ -393,16 +402,22 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.abort()
             self.upstream = None
+        self._record_fault(kind)
         if kind == "timeout":
-            self.plan.stats.upstream_timeout()
-            self.pool.stats.error("timeout")
             self._error(errors.UPSTREAM_TIMEOUT)
         else:
-            self.plan.stats.upstream_error()
-            self.pool.stats.error(kind)
             self._error(
                 errors.BAD_UPSTREAM_RESPONSE if kind == "malformed" else errors.UPSTREAM_UNAVAILABLE
             )
+
+    def _record_fault(self, kind: str) -> None:
+        """Count an upstream fault (route and upstream) and log it: once per fault."""
+        if kind == "timeout":
+            self.plan.stats.upstream_timeout()
+        else:
+            self.plan.stats.upstream_error()
+        self.pool.stats.error(kind)
+        self.client.gateway.fault_log.report(self.plan.stats.label, self.pool.key, kind)
 
     def _error(self, kind: errors.ErrorKind) -> None:
         self.status = kind.status

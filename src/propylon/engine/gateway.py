@@ -20,6 +20,7 @@ from propylon import errors
 from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principal, authorize
 from propylon.config.model import AuthRequirement, GatewayConfig
 from propylon.engine.exchange import Exchange
+from propylon.engine.fault_log import FaultLog
 from propylon.engine.request import HeaderRules, Request
 from propylon.engine.server import ClientConnection, ClientLimits
 from propylon.engine.upstream import UpstreamPool
@@ -134,6 +135,7 @@ class Gateway:
             else None
         )
         self.watchdog = Watchdog(self.loop)
+        self.fault_log = FaultLog()
         self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
         self._host_sensitive = any(spec.upstream_host for spec in config.routes)
         self._allow_double_encoding = config.forwarding.allow_double_encoding

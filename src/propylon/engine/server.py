@@ -241,12 +241,14 @@ class ClientConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self.deadline = NEVER
-        request = Request(
-            self._method(),
-            self._url,
-            self._http_version() == "1.1",
-            self._keep_alive(),
-        )
+        version = self._http_version()
+        http11 = version == "1.1"
+        if not http11 and version != "1.0":
+            # HTTP/0.9 (a request line without a version) has no headers, so no Host and no
+            # framing; 2.0 and later do not speak this syntax. Nothing is sent upstream.
+            self._reject = errors.BAD_REQUEST
+            raise _Reject
+        request = Request(self._method(), self._url, http11, self._keep_alive())
         # The request being parsed from here on: a refusal below concerns this one, not
         # the one before it (which may be queued and fine).
         self._parsing = request

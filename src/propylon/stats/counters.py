@@ -19,7 +19,7 @@ from propylon.stats.histogram import EDGES, LatencyHistogram
 SNAPSHOT_VERSION = 1
 
 UPSTREAM_ERROR_KINDS = frozenset(
-    {"refused", "reset", "timeout", "malformed", "truncated", "closed", "tls", "dns"}
+    {"refused", "unreachable", "reset", "timeout", "malformed", "truncated", "closed", "tls", "dns"}
 )
 """What ``last_error`` may say. Anything else is shown as "other", so an exception message or
 an address can never reach the report through a careless caller."""
