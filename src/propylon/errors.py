@@ -1,7 +1,8 @@
 """Gateway-made errors and the one place they become HTTP responses.
 
 Bodies use the response envelope of the second seed (``{code, codemessage, message}``), with
-``code`` equal to the HTTP status. Messages are fixed strings chosen here: no exception text,
+``code`` from the code table the gateway and the services share (docs/error-codes.md); the
+HTTP status is the semantic one. Messages are fixed strings chosen here: no exception text,
 host, port or path of the deployment ever reaches a client.
 """
 
@@ -17,39 +18,51 @@ import orjson
 @dataclass(frozen=True, slots=True)
 class ErrorKind:
     status: int
+    """The HTTP status: always the semantic one (RFC 9110)."""
+    code: int
+    """The envelope's ``code``, from the one table the gateway and the services share
+    (docs/error-codes.md): one ``codemessage`` per code, never the HTTP status by default."""
     codemessage: str
     message: str
 
 
-BAD_REQUEST = ErrorKind(400, "BadRequest", "The request is malformed.")
-BAD_PATH = ErrorKind(400, "BadRequest", "The request path is not acceptable.")
-UNAUTHORIZED = ErrorKind(401, "Unauthorized", "A valid bearer token is required.")
-FORBIDDEN = ErrorKind(403, "Forbidden", "The token does not grant access to this route.")
-ROUTE_NOT_FOUND = ErrorKind(404, "RouteNotFound", "No route matches this request.")
-METHOD_NOT_ALLOWED = ErrorKind(405, "MethodNotAllowed", "The route does not accept this method.")
-REQUEST_TIMEOUT = ErrorKind(408, "RequestTimeout", "The request was not received in time.")
-PAYLOAD_TOO_LARGE = ErrorKind(413, "PayloadTooLarge", "The request body is too large.")
-URI_TOO_LONG = ErrorKind(414, "UriTooLong", "The request target is too long.")
+BAD_REQUEST = ErrorKind(400, 420, "BadRequest", "The request is malformed.")
+BAD_PATH = ErrorKind(400, 420, "BadRequest", "The request path is not acceptable.")
+UNAUTHORIZED = ErrorKind(401, 405, "Unauthorized", "A valid bearer token is required.")
+FORBIDDEN = ErrorKind(403, 409, "Restricted", "The token does not grant access to this route.")
+ROUTE_NOT_FOUND = ErrorKind(404, 421, "RouteNotFound", "No route matches this request.")
+METHOD_NOT_ALLOWED = ErrorKind(
+    405, 422, "MethodNotAllowed", "The route does not accept this method."
+)
+REQUEST_TIMEOUT = ErrorKind(408, 423, "RequestTimeout", "The request was not received in time.")
+PAYLOAD_TOO_LARGE = ErrorKind(413, 424, "PayloadTooLarge", "The request body is too large.")
+URI_TOO_LONG = ErrorKind(414, 425, "UriTooLong", "The request target is too long.")
 HEADERS_TOO_LARGE = ErrorKind(
-    431, "RequestHeaderFieldsTooLarge", "The request headers are too large."
+    431, 426, "RequestHeaderFieldsTooLarge", "The request headers are too large."
 )
 METHOD_NOT_IMPLEMENTED = ErrorKind(
-    501, "NotImplemented", "The gateway does not implement this method."
+    501, 520, "NotImplemented", "The gateway does not implement this method."
 )
 UPGRADE_NOT_IMPLEMENTED = ErrorKind(
-    501, "NotImplemented", "Protocol upgrades with a request body are not supported."
+    501, 520, "NotImplemented", "Protocol upgrades with a request body are not supported."
 )
-UPSTREAM_UNAVAILABLE = ErrorKind(502, "UpstreamUnavailable", "The upstream service is unavailable.")
+UPSTREAM_UNAVAILABLE = ErrorKind(
+    502, 521, "UpstreamUnavailable", "The upstream service is unavailable."
+)
 BAD_UPSTREAM_RESPONSE = ErrorKind(
-    502, "UpstreamUnavailable", "The upstream service sent an invalid response."
+    502, 523, "BadUpstreamResponse", "The upstream service sent an invalid response."
 )
-UPSTREAM_TIMEOUT = ErrorKind(504, "UpstreamTimeout", "The upstream service did not answer in time.")
-SERVICE_UNAVAILABLE = ErrorKind(503, "ServiceUnavailable", "The gateway is shutting down.")
-INTERNAL = ErrorKind(500, "UndefinedServerException", "The gateway failed to handle the request.")
+UPSTREAM_TIMEOUT = ErrorKind(
+    504, 522, "UpstreamTimeout", "The upstream service did not answer in time."
+)
+SHUTTING_DOWN = ErrorKind(503, 524, "ShuttingDown", "The gateway is shutting down.")
+INTERNAL = ErrorKind(
+    500, 500, "UndefinedServerException", "The gateway failed to handle the request."
+)
 
 
-def envelope(status: int, codemessage: str, message: str, data: object = None) -> bytes:
-    body: dict[str, object] = {"code": status, "codemessage": codemessage, "message": message}
+def envelope(code: int, codemessage: str, message: str, data: object = None) -> bytes:
+    body: dict[str, object] = {"code": code, "codemessage": codemessage, "message": message}
     if data is not None:
         body["data"] = data
     return orjson.dumps(body)
@@ -63,7 +76,7 @@ def render_response(
     head_only: bool = False,
 ) -> bytes:
     """A complete HTTP/1.1 response for ``kind``, ready to write to a client transport."""
-    body = envelope(kind.status, kind.codemessage, kind.message)
+    body = envelope(kind.code, kind.codemessage, kind.message)
     reason = HTTPStatus(kind.status).phrase
     lines = [
         f"HTTP/1.1 {kind.status} {reason}",

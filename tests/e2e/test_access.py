@@ -8,8 +8,8 @@ from tests.e2e.api import Account, GatewayApi
 from tests.e2e.stack import RunningStack
 
 GATEWAY_FORBIDDEN = {
-    "code": 403,
-    "codemessage": "Forbidden",
+    "code": 409,
+    "codemessage": "Restricted",
     "message": "The token does not grant access to this route.",
 }
 

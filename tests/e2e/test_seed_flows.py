@@ -41,7 +41,7 @@ async def test_seed_one_sequence_diagram(api: GatewayApi) -> None:
     unknown = await api.call("GET", "/no-such-route")
     assert unknown.status == 404
     assert unknown.json() == {
-        "code": 404,
+        "code": 421,
         "codemessage": "RouteNotFound",
         "message": "No route matches this request.",
     }

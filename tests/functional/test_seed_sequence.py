@@ -42,7 +42,7 @@ async def test_seed_sequence_gateway_half() -> None:
             r = await request(gw.port, "GET", "/no-such-route")
             assert r.status == 404
             assert r.json() == {
-                "code": 404,
+                "code": 421,
                 "codemessage": "RouteNotFound",
                 "message": "No route matches this request.",
             }

@@ -107,7 +107,7 @@ async def test_scopes_and_claims_give_403_without_reaching_upstream() -> None:
         async with running(config(route("/p", up.port, auth=need))) as gw:
             weak = token(scope="profiles:read", role="admin")
             r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {weak}")])
-            assert r.status == 403 and r.json()["codemessage"] == "Forbidden"  # type: ignore[index]
+            assert r.status == 403 and r.json()["codemessage"] == "Restricted"  # type: ignore[index]
             user = token(scope="profiles:write", role="user")
             r = await request(gw.port, "GET", "/p", [("Authorization", f"Bearer {user}")])
             assert r.status == 403

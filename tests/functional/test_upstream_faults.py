@@ -29,7 +29,7 @@ async def test_refused_upstream_is_502_envelope() -> None:
         r = await request(gw.port, "GET", "/x")
         assert r.status == 502
         assert r.body == envelope(
-            502, "UpstreamUnavailable", "The upstream service is unavailable."
+            521, "UpstreamUnavailable", "The upstream service is unavailable."
         )
         _no_internals(r.body, port)
         assert gw.stats.upstreams[f"127.0.0.1:{port}"].errors == 1
@@ -222,8 +222,8 @@ async def test_an_upstream_101_is_a_bad_response_not_retried() -> None:
             r = await request(gw.port, "GET", "/x")
             assert r.status == 502
             assert r.json() == {
-                "code": 502,
-                "codemessage": "UpstreamUnavailable",
+                "code": 523,
+                "codemessage": "BadUpstreamResponse",
                 "message": "The upstream service sent an invalid response.",
             }
             assert up.requests == 1
