@@ -59,5 +59,5 @@ def test_the_key_file_is_private_and_kept(tmp_path: Path) -> None:
     assert AssertionSigner(again).kid == AssertionSigner(key).kid
     assert json.loads(json.dumps(AssertionSigner(key).jwks()))["keys"][0]["kty"] == "OKP"
     (tmp_path / "bad.pem").write_text("nope")
-    with pytest.raises(ValueError, match="bad.pem"):
+    with pytest.raises(ValueError, match=r"bad\.pem"):
         load_or_create_key(tmp_path / "bad.pem")
