@@ -33,9 +33,15 @@ comparisons use the parameter's percent-decoded name; the bytes forwarded are th
   parameters in their order except those named exactly like a placeholder or like one of the
   template's parameters, and except the one an upstream query item that is one placeholder
   carried whole into the template (``{everything}`` in ``?a={a}&{everything}``): each other
-  parameter goes once. Empty items (``&&``) are dropped.
+  parameter goes once. Empty items (``&&``) are dropped. An item whose name comes from a value
+  (a carried parameter) is left out when the template has a parameter of that name.
 
 Only ``&`` separates parameters, as in Ocelot.
+
+The downstream path never escapes its template: values come from the canonical path; a route
+whose substitution could form a ``.``/``..`` segment is checked per request and does not match
+if it would; a query value placed in the downstream path must be a safe single segment. A path
+value placed in a downstream query has its query delimiters escaped.
 """
 
 from __future__ import annotations
@@ -148,6 +154,9 @@ class _Downstream:
     that is one placeholder (``{everything}`` in ``?a={a}&{everything}``)."""
     carried_positions: frozenset[int] = frozenset()
     """Where in the request's query those parameters are: they are not appended again."""
+    template_names: frozenset[str] = frozenset()
+    """The names of the items without placeholders in their names: an item whose name comes
+    from a value (a carried parameter) cannot add a second parameter of one of these names."""
     escaped_in_query: frozenset[str] = frozenset()
     """Path values: "&", ";", "=", "#" and "+" are escaped so that they cannot add or alter
     parameters (some parsers split on ";" too)."""
@@ -195,11 +204,15 @@ class _Downstream:
             rendered = "".join([self._render(p, params) for p in item])
             if not rendered:
                 continue  # a placeholder-only item with an empty value
+            if self.item_names[i] is None:
+                name = _param_name(rendered)
+                if name in self.template_names:
+                    continue  # the template's own parameter of that name wins
+                if i not in self.carried:
+                    if rendered_names is None:
+                        rendered_names = set()
+                    rendered_names.add(name)
             out.append(rendered)
-            if self.item_names[i] is None and i not in self.carried:
-                if rendered_names is None:
-                    rendered_names = set()
-                rendered_names.add(_param_name(rendered))
         if query:
             dropped = self.dropped_params
             carried = self.carried_positions
@@ -275,9 +288,10 @@ def _compile_downstream(
         name = _whole(item)
         if name is not None and name in whole:
             carried[i] = whole[name]
+    template_names = frozenset(n for n in item_names if n is not None)
     if question_mark:
         mode = _QUERY_MERGED
-        dropped = known | {n for n in item_names if n is not None}
+        dropped = known | template_names
     elif known:
         mode = _QUERY_FILTERED
         dropped = frozenset(n.lower() for n in known)
@@ -293,6 +307,7 @@ def _compile_downstream(
         item_names=item_names,
         carried=frozenset(carried),
         carried_positions=frozenset(carried.values()),
+        template_names=template_names,
         escaped_in_query=known - from_query,
         dropped_params=dropped,
         dot_risk=dot_risk,

@@ -207,6 +207,21 @@ def test_parameters_after_the_carried_one_go_once_each() -> None:
     )
 
 
+def test_a_carried_parameter_cannot_duplicate_a_template_parameter() -> None:
+    """propylon: the parameter a single-placeholder item carries is left out when the template
+    has a parameter of its name (Ocelot would send roleId=123456%2Cevil)."""
+    assert (
+        forward(
+            *ISSUE_2002, "/WeatherForecast/123456/groups?username=u&groupName=g&roleId=evil&x=1"
+        )
+        == "/account/u/groups/g/roles?roleId=123456&x=1"
+    )
+    assert (
+        forward(*ISSUE_2002, "/WeatherForecast/123456/groups?username=u&groupName=g&roleid=7")
+        == "/account/u/groups/g/roles?roleId=123456&roleid=7"
+    )
+
+
 def test_a_parameter_named_unlike_every_placeholder_is_kept() -> None:
     # Should_copy_query_string_to_downstream_path (bug 1288)
     assert forward("/safe/{id}", "/cpx/t1/{id}", "/safe/3?id1=2312") == "/cpx/t1/3?id1=2312"
