@@ -392,6 +392,12 @@ async def test_each_query_parameter_reaches_the_upstream_once() -> None:
             )
             assert r.status == 200
             assert up.last.raw_path == "/account/u/groups/g/roles?roleId=1&a=1&b=%2F&a=2&flag"
+            # The carried parameter cannot add a second roleId next to the template's.
+            r = await request(
+                gw.port, "GET", "/WeatherForecast/1/groups?username=u&groupName=g&roleId=evil"
+            )
+            assert r.status == 200
+            assert up.last.raw_path == "/account/u/groups/g/roles?roleId=1"
     finally:
         await up.close()
 
