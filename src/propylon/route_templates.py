@@ -69,6 +69,15 @@ class UpstreamTemplate:
         return tuple(p.name for item in self.query or () for p in item if _ph(p))
 
     @property
+    def whole_query_items(self) -> dict[str, int]:
+        """Query items that are one placeholder: its name and the item's position."""
+        return {
+            item[0].name: i
+            for i, item in enumerate(self.query or ())
+            if len(item) == 1 and _ph(item[0])
+        }
+
+    @property
     def whole_segment_names(self) -> frozenset[str]:
         """Placeholders that are a whole path segment: their values are never dot segments."""
         return frozenset(s[0].name for s in self.segments if len(s) == 1 and _ph(s[0]))

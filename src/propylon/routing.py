@@ -19,15 +19,29 @@ How a parsed template matches (Ocelot's routing documentation), as implemented h
   ``/invoices`` reaches ``/api/invoices`` rather than ``/api/invoices/``.
 - Of the routes that match, the first in ``route_rank`` order serves the request.
 - Query placeholders: ``/a?unitId={uid}`` matches when the query string starts with
-  ``unitId=``; ``/a?{q}`` (a query catch-all) matches any query or none. A downstream template
-  may carry a query (``/b?unit={uid}``). For such routes the forwarded query is the template's
-  parameters, then the request's parameters except those named like a placeholder or like a
-  template parameter (Ocelot's "merging of query parameters"), placed where the downstream puts
-  the query catch-all if it does. Every other route forwards the query string unchanged.
+  ``unitId=``; ``/a?{q}`` (a query catch-all) matches any query or none, and ``{q}`` itself is
+  always empty, as in Ocelot. A downstream template may carry a query (``/b?unit={uid}``).
+
+What reaches the downstream's query, Ocelot's ``DownstreamUrlCreatorMiddleware`` rules (the
+comparisons use the parameter's percent-decoded name; the bytes forwarded are the client's):
+
+- No downstream template, or a route without placeholders whose downstream template has no
+  ``?``: the query string unchanged.
+- A route with placeholders whose downstream template has no ``?``: the query string without
+  the parameters named like any placeholder, in any letter case (``?id=1`` on ``/{id}``).
+- A downstream template with a ``?``: its parameters, values substituted, then the request's
+  parameters in their order except those named exactly like a placeholder or like one of the
+  template's parameters, and except the one an upstream query item that is one placeholder
+  carried whole into the template (``{everything}`` in ``?a={a}&{everything}``): each other
+  parameter goes once. Empty items (``&&``) are dropped. An item whose name comes from a value
+  (a carried parameter) is left out when the template has a parameter of that name.
+
+Only ``&`` separates parameters, as in Ocelot.
 
 The downstream path never escapes its template: values come from the canonical path; a route
 whose substitution could form a ``.``/``..`` segment is checked per request and does not match
-if it would; a query value placed in the downstream path must be a safe single segment.
+if it would; a query value placed in the downstream path must be a safe single segment. A path
+value placed in a downstream query has its query delimiters escaped.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Final, TypeAlias, TypeGuard
+from urllib.parse import unquote_plus
 
 from propylon.config.model import RouteSpec
 from propylon.route_templates import (
@@ -103,6 +118,22 @@ def _query_regex(items: tuple[Segment, ...]) -> str:
 
 _QUERY_DELIMITERS = str.maketrans({"&": "%26", ";": "%3B", "=": "%3D", "#": "%23", "+": "%2B"})
 
+# How a route builds the downstream query (module docstring, "What reaches the downstream's
+# query"); chosen when the route is compiled.
+_QUERY_UNCHANGED: Final = 0
+_QUERY_FILTERED: Final = 1
+"""Without the parameters named like a placeholder, in any letter case."""
+_QUERY_MERGED: Final = 2
+"""The downstream template's parameters, then the request's that are not superseded."""
+
+
+def _param_name(item: str) -> str:
+    """A query item's parameter name as a server reads it: ``+`` a space, escapes decoded."""
+    name = item.partition("=")[0]
+    if "%" in name or "+" in name:
+        return unquote_plus(name)
+    return name
+
 
 @dataclass(frozen=True, slots=True)
 class _Downstream:
@@ -113,15 +144,25 @@ class _Downstream:
     path_format: str
     """``str.format`` source with one field per ``path_names``; the literal path without any."""
     path_names: tuple[str, ...]
-    merges_query: bool
-    """The route has query templates: build the query as Ocelot merges it."""
+    query_mode: int = _QUERY_UNCHANGED
     query_items: tuple[Segment, ...] = ()
-    splice_item: int | None = None
-    """Index of the item that is the query catch-all: the request's parameters go there."""
+    """The downstream template's query items (``_QUERY_MERGED``)."""
+    item_names: tuple[str | None, ...] = ()
+    """Each item's decoded parameter name, or None when a placeholder is part of it."""
+    carried: frozenset[int] = frozenset()
+    """Items that are a request parameter carried whole: the value of an upstream query item
+    that is one placeholder (``{everything}`` in ``?a={a}&{everything}``)."""
+    carried_positions: frozenset[int] = frozenset()
+    """Where in the request's query those parameters are: they are not appended again."""
+    template_names: frozenset[str] = frozenset()
+    """The names of the items without placeholders in their names: an item whose name comes
+    from a value (a carried parameter) cannot add a second parameter of one of these names."""
     escaped_in_query: frozenset[str] = frozenset()
     """Path values: "&", ";", "=", "#" and "+" are escaped so that they cannot add or alter
     parameters (some parsers split on ";" too)."""
     dropped_params: frozenset[str] = frozenset()
+    """Request parameters never forwarded: ``_QUERY_FILTERED``, the placeholder names in lower
+    case; ``_QUERY_MERGED``, the placeholder names and the template's literal names."""
     dot_risk: bool = False
     """Some path segment is placeholders and dots only, and a value could be "." or ""."""
     query_values_in_path: tuple[str, ...] = ()
@@ -138,20 +179,51 @@ class _Downstream:
         return out
 
     def query(self, params: Mapping[str, str], query: str) -> str:
-        passed = [
-            item
-            for item in query.split("&")
-            if item and item.partition("=")[0] not in self.dropped_params
-        ]
-        items: list[str] = []
+        """``"?" + query`` for the downstream, or "" when it has none."""
+        if self.query_mode == _QUERY_FILTERED:
+            return self._filtered(query)
+        if self.query_mode == _QUERY_MERGED:
+            return self._merged(params, query)
+        return "?" + query if query else ""
+
+    def _filtered(self, query: str) -> str:
+        if not query:
+            return ""
+        dropped = self.dropped_params
+        items = query.split("&")
+        kept = [item for item in items if _param_name(item).lower() not in dropped]
+        if len(kept) == len(items):
+            return "?" + query
+        rest = "&".join(kept)
+        return "?" + rest if rest.strip("&") else ""
+
+    def _merged(self, params: Mapping[str, str], query: str) -> str:
+        out: list[str] = []
+        rendered_names: set[str] | None = None
         for i, item in enumerate(self.query_items):
-            if i == self.splice_item:
-                items.extend(passed)
-            elif rendered := "".join(self._render(p, params) for p in item):
-                items.append(rendered)
-        if self.splice_item is None:
-            items.extend(passed)
-        return "?" + "&".join(items) if items else ""
+            rendered = "".join([self._render(p, params) for p in item])
+            if not rendered:
+                continue  # a placeholder-only item with an empty value
+            if self.item_names[i] is None:
+                name = _param_name(rendered)
+                if name in self.template_names:
+                    continue  # the template's own parameter of that name wins
+                if i not in self.carried:
+                    if rendered_names is None:
+                        rendered_names = set()
+                    rendered_names.add(name)
+            out.append(rendered)
+        if query:
+            dropped = self.dropped_params
+            carried = self.carried_positions
+            for position, param in enumerate(query.split("&")):
+                if not param or position in carried:
+                    continue
+                name = _param_name(param)
+                if name in dropped or (rendered_names is not None and name in rendered_names):
+                    continue
+                out.append(param)
+        return "?" + "&".join(out) if out else ""
 
     def _render(self, part: Part, params: Mapping[str, str]) -> str:
         if isinstance(part, str):
@@ -169,13 +241,22 @@ class _Downstream:
         return not (self.dot_risk and _DOT_SEGMENT.search(self.path(params, "/")) is not None)
 
 
+def _item_name(item: Segment) -> str | None:
+    """The decoded parameter name of a downstream query item, when no placeholder is in it."""
+    first = item[0]
+    if isinstance(first, str) and "=" in first:
+        return _param_name(first)
+    if len(item) == 1 and isinstance(first, str):
+        return _param_name(first)  # a parameter without "="
+    return None
+
+
 def _compile_downstream(
     spec: RouteSpec, upstream: UpstreamTemplate | None, group_names: frozenset[str]
 ) -> _Downstream:
-    merges = upstream is not None and upstream.query is not None
-    known = frozenset(upstream.names) if upstream is not None else group_names
     if spec.downstream_path is None:
-        return _Downstream(spec.downstream_path_prefix, "", (), merges, dropped_params=known)
+        return _Downstream(spec.downstream_path_prefix, "", ())
+    known = frozenset(upstream.names) if upstream is not None else group_names
     path, question_mark, query = spec.downstream_path.partition("?")
     if not path.startswith("/"):
         raise RouteTemplateError(f"downstream template {path!r} does not start with '/'")
@@ -199,19 +280,44 @@ def _compile_downstream(
     catch_all = upstream.query_catch_all if upstream is not None else None
     if catch_all is not None and catch_all in path_names:
         raise RouteTemplateError(f"query catch-all {{{catch_all}}} cannot go into a path")
-    whole_query = (Placeholder(catch_all),) if catch_all is not None else None
+    item_names = tuple(_item_name(item) for item in items)
+    # A request parameter an upstream query item captured whole, placed whole downstream.
+    whole = upstream.whole_query_items if upstream is not None and catch_all is None else {}
+    carried: dict[int, int] = {}
+    for i, item in enumerate(items):
+        name = _whole(item)
+        if name is not None and name in whole:
+            carried[i] = whole[name]
+    template_names = frozenset(n for n in item_names if n is not None)
+    if question_mark:
+        mode = _QUERY_MERGED
+        dropped = known | template_names
+    elif known:
+        mode = _QUERY_FILTERED
+        dropped = frozenset(n.lower() for n in known)
+    else:
+        mode = _QUERY_UNCHANGED
+        dropped = frozenset()
     return _Downstream(
         forward_prefix=None,
         path_format="/".join(pieces) if path_names else path,
         path_names=tuple(path_names),
-        merges_query=merges or bool(question_mark),
+        query_mode=mode,
         query_items=items,
-        splice_item=next((i for i, item in enumerate(items) if item == whole_query), None),
+        item_names=item_names,
+        carried=frozenset(carried),
+        carried_positions=frozenset(carried.values()),
+        template_names=template_names,
         escaped_in_query=known - from_query,
-        dropped_params=known | {i[0].partition("=")[0] for i in items if _lit(i[0])},
+        dropped_params=dropped,
         dot_risk=dot_risk,
         query_values_in_path=tuple(n for n in path_names if n in from_query),
     )
+
+
+def _whole(item: Segment) -> str | None:
+    """The placeholder's name when the item is one placeholder and nothing else."""
+    return item[0].name if len(item) == 1 and isinstance(item[0], Placeholder) else None
 
 
 def _lit(part: Part) -> TypeGuard[str]:
@@ -255,9 +361,9 @@ class CompiledRoute:
         `path` is the canonical request path (used when spec.downstream_path is None)."""
         downstream = self.downstream
         target = downstream.path(params, path)
-        if downstream.merges_query:
-            return target + downstream.query(params, query)
-        return f"{target}?{query}" if query else target
+        if downstream.query_mode == _QUERY_UNCHANGED:
+            return f"{target}?{query}" if query else target
+        return target + downstream.query(params, query)
 
     def path_params(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
@@ -277,7 +383,7 @@ class CompiledRoute:
             values = [v or "" for v in found.groups()]
             params.update(zip(template.query_names, values, strict=True))
         if template is not None and template.query_catch_all is not None:
-            params[template.query_catch_all] = query
+            params[template.query_catch_all] = ""  # Ocelot: the request's query is merged
         return self.downstream.stays_inside(params)
 
 

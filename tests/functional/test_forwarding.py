@@ -357,3 +357,64 @@ async def test_absolute_form_target_without_a_path_is_the_root(target: str) -> N
             assert up.last.path_qs == "/"
     finally:
         await up.close()
+
+
+async def test_each_query_parameter_reaches_the_upstream_once() -> None:
+    """Issue 11 item 6, Ocelot's RoutingWithQueryStringTests ::
+    Should_map_when_query_parameters_has_same_names_with_placeholder (bug 2002): the parameter
+    a whole-item query placeholder carries into the downstream query is not appended a second
+    time, and the parameters named like a placeholder are dropped."""
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(
+            route(
+                "/WeatherForecast/{roleid}/groups?username={username}&groupName={groupName}"
+                "&{everything}",
+                up.port,
+                "/account/{username}/groups/{groupName}/roles?roleId={roleid}&{everything}",
+            )
+        )
+        async with running(cfg) as gw:
+            r = await request(
+                gw.port,
+                "GET",
+                "/WeatherForecast/123456/groups?username=bbenameur&groupName=Paris"
+                "&something=9874565",
+            )
+            assert r.status == 200
+            assert up.last.raw_path == (
+                "/account/bbenameur/groups/Paris/roles?roleId=123456&something=9874565"
+            )
+            r = await request(
+                gw.port,
+                "GET",
+                "/WeatherForecast/1/groups?username=u&groupName=g&a=1&b=%2F&a=2&flag",
+            )
+            assert r.status == 200
+            assert up.last.raw_path == "/account/u/groups/g/roles?roleId=1&a=1&b=%2F&a=2&flag"
+            # The carried parameter cannot add a second roleId next to the template's.
+            r = await request(
+                gw.port, "GET", "/WeatherForecast/1/groups?username=u&groupName=g&roleId=evil"
+            )
+            assert r.status == 200
+            assert up.last.raw_path == "/account/u/groups/g/roles?roleId=1"
+    finally:
+        await up.close()
+
+
+async def test_query_parameters_named_like_a_placeholder_are_removed() -> None:
+    """Ocelot's RoutingWithQueryStringTests ::
+    Should_not_corrupt_query_parameter_names_containing_id_when_route_has_id_placeholder
+    (PR 2351): without a query in the downstream template, a parameter named like any
+    placeholder (in any letter case) is removed; the others go as the client sent them."""
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/finance/v1/items/{id}/{oid}", up.port, "/v1/items/{oid}/{id}"))
+        async with running(cfg) as gw:
+            r = await request(
+                gw.port, "GET", "/finance/v1/items/1/2?ID=3&customer_id=4&oid=5&x=%3a+y"
+            )
+            assert r.status == 200
+            assert up.last.raw_path == "/v1/items/2/1?customer_id=4&x=%3a+y"
+    finally:
+        await up.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -180,3 +181,60 @@ def test_downstream_never_escapes_the_template(suffix: str, json_name: str) -> N
         target = result.downstream_target(path, "")
         assert target == "/srv/public" or target.startswith(("/srv/public/", "/srv/files/"))
         assert all(s not in (".", "..") for s in target.split("/")), (raw, target)
+
+
+# -- query strings ----------------------------------------------------------------------------
+
+param_names = st.sampled_from(["id", "ID", "Id", "%69d", "i%64", "x", "y", "idx", "r", "u", ""])
+param_values = st.text(alphabet="ab%2F+=?", max_size=4)
+queries = st.lists(
+    st.tuples(param_names, st.booleans(), param_values).map(
+        lambda p: f"{p[0]}={p[2]}" if p[1] else p[0]
+    ),
+    max_size=6,
+)
+
+
+def _name(item: str) -> str:
+    return unquote_plus(item.partition("=")[0])
+
+
+def _with_query(path: str, query: str) -> str:
+    return f"{path}?{query}" if query else path
+
+
+@given(queries)
+def test_without_a_downstream_query_only_placeholder_named_parameters_go(items: list[str]) -> None:
+    """Ocelot's removal of parameters named like a placeholder, in any letter case; every
+    other item goes unchanged and in order (all of the query, when none is removed)."""
+    query = "&".join(items)
+    result = Router([route("/a/{id}", "/b/{id}")]).match("GET", None, "/a/1", query)
+    assert isinstance(result, RouteMatch)
+    kept = [i for i in items if _name(i).lower() != "id"]
+    expected = query if len(kept) == len(items) else "&".join(kept) if "".join(kept) else ""
+    assert result.downstream_target("/a/1", query) == _with_query("/b/1", expected)
+
+
+@given(queries)
+def test_merged_query_has_each_remaining_parameter_once(items: list[str]) -> None:
+    """Ocelot's merging: template parameters first, then the request's parameters except
+    those named exactly like a placeholder or a template parameter."""
+    query = "&".join(items)
+    result = Router([route("/a/{id}", "/b?x={id}")]).match("GET", None, "/a/1", query)
+    assert isinstance(result, RouteMatch)
+    rest = [i for i in items if i and _name(i) not in ("id", "x")]
+    assert result.downstream_target("/a/1", query) == _with_query("/b", "&".join(["x=1", *rest]))
+
+
+@given(param_values, queries)
+def test_a_carried_parameter_goes_once(first: str, items: list[str]) -> None:
+    """Issue 11, item 6: a parameter an upstream query item carries whole into the downstream
+    query is not appended again; the request's other parameters go once each."""
+    carried = f"c={first}"
+    query = "&".join(["u=user", carried, *items])
+    router = Router([route("/w/{r}?u={u}&{e}", "/d/{u}?r={r}&{e}")])
+    result = router.match("GET", None, "/w/7", query)
+    assert isinstance(result, RouteMatch)
+    rest = [i for i in items if i and _name(i) not in ("r", "u", "e")]
+    expected = "&".join(["r=7", carried, *rest])
+    assert result.downstream_target("/w/7", query) == _with_query("/d/user", expected)
