@@ -238,3 +238,36 @@ def test_run_starts_the_gateway_and_stops_on_sigterm(ocelot_file: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _doc_examples() -> list[tuple[list[str], list[str]]]:
+    """Each ``$ [VAR=...] propylon ARGS`` in docs/cli.md whose files ship with the repository,
+    with the lines the doc shows it printing."""
+    import shlex
+
+    examples: list[tuple[list[str], list[str]]] = []
+    command: list[str] | None = None
+    shown: list[str] = []
+    for line in (ROOT / "docs" / "cli.md").read_text().splitlines():
+        if line.startswith("```") or line.startswith("$ "):
+            if command is not None:
+                examples.append((command, shown))
+            command, shown = None, []
+            if line.startswith("$ "):
+                words = [w for w in shlex.split(line[2:]) if "=" not in w.split("/")[0]]
+                if words[:1] == ["propylon"] and (ROOT / words[2]).exists():
+                    command = words[1:]
+        elif command is not None:
+            shown.append(line)
+    return examples
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"), _doc_examples(), ids=[" ".join(c) for c, _ in _doc_examples()]
+)
+def test_the_cli_doc_shows_what_the_commands_print(command: list[str], shown: list[str]) -> None:
+    result = propylon(*command, cwd=ROOT)
+    assert result.stdout.splitlines() == shown
