@@ -65,10 +65,21 @@ def ocelot_file(tmp_path: Path) -> Path:
     return path
 
 
+# What check says about exposure and identity, for OCELOT's two routes.
+SUMMARY = [
+    "public routes (served without a token): 1 of 2",
+    "  Routes[0]  POST /api/v1/user/login",
+    "identity header User: the token's sub on every authenticated route",
+]
+
+
 def test_check_good_file(ocelot_file: Path) -> None:
     done = propylon("check", str(ocelot_file))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout == f"{ocelot_file}: OK (2 routes, format ocelot)\n"
+    assert done.stdout.splitlines() == [
+        *SUMMARY,
+        f"{ocelot_file}: OK (2 routes, format ocelot)",
+    ]
 
 
 def test_check_reports_every_problem_with_file_and_key_path(tmp_path: Path) -> None:
@@ -111,6 +122,7 @@ def test_check_warnings_pass_unless_strict(tmp_path: Path) -> None:
     path.write_text(json.dumps(with_warning))
     expected = [
         f"{path}: Routes[0].RateLimitOptions: warning: not implemented by propylon yet; ignored",
+        *SUMMARY,
         f"{path}: OK (2 routes, format ocelot, 1 warning)",
     ]
     done = propylon("check", str(path))
@@ -271,3 +283,18 @@ def _doc_examples() -> list[tuple[list[str], list[str]]]:
 def test_the_cli_doc_shows_what_the_commands_print(command: list[str], shown: list[str]) -> None:
     result = propylon(*command, cwd=ROOT)
     assert result.stdout.splitlines() == shown
+
+
+def test_check_says_which_claim_each_route_sends_as_the_identity(tmp_path: Path) -> None:
+    routes = json.loads(json.dumps(OCELOT["Routes"]))
+    routes[1]["AddHeadersToRequest"] = {"user": "Claims[email] > value"}
+    routes.append({**routes[1], "UpstreamPathTemplate": "/me", "DownstreamPathTemplate": "/me"})
+    routes[2]["AddHeadersToRequest"] = {"User": "Claims[sub] > value"}
+    path = tmp_path / "ocelot.json"
+    path.write_text(json.dumps({"Routes": routes}))
+    result = propylon("check", str(path))
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    at = lines.index("identity header User: the token's sub, except on 1 route:")
+    assert lines[at + 1] == "  Routes[1]  GET /api/v1/status/{id}: claim 'email'"
+    assert lines[-1] == f"{path}: OK (3 routes, format ocelot)"

@@ -45,6 +45,12 @@ class ClaimHeaders:
         return out
 
 
+def claim_text(claims: Mapping[str, Any], spec: ClaimHeader) -> str | None:
+    """The text ``spec`` takes from ``claims`` (as a claim header would carry it), or None
+    when the token has no such claim (or no such element)."""
+    return _value(claim_value(claims, spec.claim), spec)
+
+
 def _value(raw: Any, spec: ClaimHeader) -> str | None:
     if raw is None or isinstance(raw, dict):
         return None
