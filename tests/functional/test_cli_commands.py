@@ -298,3 +298,47 @@ def test_check_says_which_claim_each_route_sends_as_the_identity(tmp_path: Path)
     at = lines.index("identity header User: the token's sub, except on 1 route:")
     assert lines[at + 1] == "  Routes[1]  GET /api/v1/status/{id}: claim 'email'"
     assert lines[-1] == f"{path}: OK (3 routes, format ocelot)"
+
+
+def test_check_fails_on_a_misspelt_security_key_that_would_leave_a_route_public(
+    tmp_path: Path,
+) -> None:
+    routes = json.loads(json.dumps(OCELOT["Routes"]))
+    routes[1]["AuthenticationOption"] = routes[1].pop("AuthenticationOptions")
+    path = tmp_path / "ocelot.json"
+    path.write_text(json.dumps({"Routes": routes}))
+    done = propylon("check", str(path))
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"{path}: Routes[1].AuthenticationOption: error: unknown key, a near miss of "
+        "AuthenticationOptions: as written it is ignored and the route is served as if it had "
+        "no AuthenticationOptions; did you mean AuthenticationOptions?"
+    ]
+    done = propylon("run", "--config", str(path), "--port", "0")
+    assert done.returncode == 2 and "Routes[1].AuthenticationOption: error" in done.stderr
+
+
+def test_run_logs_which_routes_are_public(ocelot_file: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "propylon", "run", "--config", str(ocelot_file), "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(PROPYLON_JWT_SECRET=SECRET),
+    )
+    try:
+        assert proc.stderr is not None
+        logged: list[str] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("identity header" in x for x in logged):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            logged.append(line.rstrip("\n").split(" propylon: ", 1)[-1])
+        at = logged.index(SUMMARY[0])
+        assert logged[at : at + len(SUMMARY)] == SUMMARY, logged
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from propylon.config import claim_headers, templates, values
+from propylon.config import claim_headers, near_miss, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
 from propylon.config.model import IDENTITY_HEADER, ClaimHeader, RouteSpec
@@ -82,7 +82,9 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         return ReadResult((), tuple(diag.problems))
     for key in data:
         if key not in TOP_LEVEL:
-            diag.error((str(key),), f"unknown key; expected one of {', '.join(TOP_LEVEL)}")
+            guess = near_miss.closest(str(key), TOP_LEVEL)
+            hint = f"did you mean {guess}?" if guess else f"expected one of {', '.join(TOP_LEVEL)}"
+            diag.error((str(key),), f"unknown key; {hint}")
     top = _read_top(data, diag)
     refs: list[ProviderRef] = []
     base_dir = Path(document.file).resolve().parent
@@ -118,7 +120,7 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
     try:
         top = _Top.model_validate(fields)
     except ValidationError as exc:
-        diag.validation(exc)
+        diag.validation(exc, model=_Top)
         return _Top()
     if top.propylon != VERSION:
         diag.error(
@@ -172,7 +174,7 @@ def _read_routes(
         try:
             route = _Route.model_validate(item)
         except ValidationError as exc:
-            diag.validation(exc, loc)
+            diag.validation(exc, loc, _Route)
             continue
         if route.name is not None:
             if route.name in names:

@@ -24,6 +24,7 @@ import uvloop
 
 from propylon.compilation import describe
 from propylon.config.model import GatewayConfig
+from propylon.config.summary import summary_lines
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
 
@@ -85,6 +86,9 @@ async def _worker_main(
             "" if workers == 1 else "s",
         )
         log.info("%s", describe())
+        # What `propylon check` prints too: a route left public by a slip shows up here.
+        for line in summary_lines(config):
+            log.info("%s", line)
     await stop.wait()
     log.info("worker %d draining", worker_id)
     await gateway.stop()
