@@ -29,7 +29,9 @@ $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 		{ echo "propylon needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
 		{ echo "could not create a virtualenv: on Debian/Ubuntu install python3-venv"; exit 1; }
-	$(PY) -m pip install --quiet --upgrade pip
+	@# setuptools too: the compile step below runs setup.py in this venv (not in pip's build
+	@# environment), and pyproject's SPDX `license = "MIT"` needs setuptools 77 or newer.
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77'
 	@rm -f $(PURE_MARK); scripts/ensure-compiler $(PY) || { touch $(PURE_MARK); \
 		echo "NOTE: no C compiler or Python headers here: propylon is installed as pure"; \
 		echo "      Python (same behaviour, slower; see docs/performance.md)"; }

@@ -38,6 +38,7 @@ COMPILED = [
     # authentication: the token cache and, on a miss, parsing and claim checks
     "src/propylon/auth/authenticator.py",
     "src/propylon/auth/bearer.py",
+    "src/propylon/auth/claims.py",
     "src/propylon/auth/compact_jws.py",
     "src/propylon/auth/principal.py",
     "src/propylon/auth/requirements.py",

@@ -152,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from propylon.config.loader import load_config
+    from propylon.config.summary import summary_lines
 
     try:
         config = load_config(args.path, fmt=_format(args))
@@ -159,6 +160,8 @@ def _check(args: argparse.Namespace) -> int:
         _print(exc.problems, sys.stdout)
         return EXIT_PROBLEMS
     _print(config.warnings, sys.stdout)
+    for line in summary_lines(config):
+        print(line)
     count = len(config.routes)
     warned = len(config.warnings)
     extra = f", {warned} warning{'' if warned == 1 else 's'}" if warned else ""

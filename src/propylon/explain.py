@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from propylon.config import claim_headers
 from propylon.config.model import GatewayConfig
 from propylon.config.route_table import describe_auth, describe_methods, seconds
 from propylon.paths import PathRejected, canonicalise
@@ -117,6 +118,9 @@ def _matched(
     out.extend(_row("", other) for other in urls[1:])
     out.append(_row("timeout", seconds(spec.timeout)))
     out.append(_row("auth", describe_auth(spec.auth)))
+    if spec.identity_claim is not None:
+        claim = claim_headers.describe(spec.identity_claim)
+        out.append(_row("identity", f"{config.identity_header} from the token's {claim}"))
     if spec.auth is not None:
         has_token = any(
             n.lower() == "authorization" and v.lower().startswith("bearer ") for n, v in headers

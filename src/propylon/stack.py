@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from propylon.ports import bind_problem, served_by
+
 ROOT = Path(__file__).resolve().parents[2]
 
 WALKTHROUGH = """
@@ -51,11 +53,18 @@ Ctrl-C stops everything.
 """
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 60) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], name: str, port: int, timeout: float = 60
+) -> None:
+    """Wait until ``proc`` answers on ``url``: an answer counts only when ``proc`` (or its
+    workers) is what listens on ``port``, never whatever else might answer there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{name} exited with {proc.returncode} during start-up; see above")
+        if served_by(port, proc.pid) is False:
+            time.sleep(0.2)
+            continue
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
                 if response.status < 500:
@@ -125,6 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args(argv)
 
+    taken = [
+        f"{name} port {port} on {host}: {problem}"
+        for name, host, port in (
+            ("gateway", args.host, args.port),
+            ("identity", "127.0.0.1", args.identity_port),
+            ("profiles", "127.0.0.1", args.profiles_port),
+        )
+        if (problem := bind_problem(host, port)) is not None
+    ]
+    if taken:
+        # Checked before anything starts: a stack that cannot bind would otherwise find
+        # another process answering on its port and report itself up.
+        print("cannot start the stack, ports in use:\n  " + "\n  ".join(taken), file=sys.stderr)
+        print("stop what listens there, or choose ports: python -m propylon.stack --help")
+        return 1
     state = Path(args.state)
     (state / "identity").mkdir(parents=True, exist_ok=True)
     (state / "profiles").mkdir(parents=True, exist_ok=True)
@@ -182,8 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             [py, "-m", "profiles", "--host", "127.0.0.1", "--port", str(args.profiles_port)],
             profiles_env,
         )
-        _wait_http(f"http://127.0.0.1:{args.identity_port}/healthz", identity, "identity")
-        _wait_http(f"http://127.0.0.1:{args.profiles_port}/healthz", profiles, "profiles")
+        _wait_http(
+            f"http://127.0.0.1:{args.identity_port}/healthz",
+            identity,
+            "identity",
+            args.identity_port,
+        )
+        _wait_http(
+            f"http://127.0.0.1:{args.profiles_port}/healthz",
+            profiles,
+            "profiles",
+            args.profiles_port,
+        )
         gateway = start(
             "gateway",
             [
@@ -202,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             gateway_env,
         )
-        _wait_http(f"http://127.0.0.1:{args.port}/stats", gateway, "gateway")
+        _wait_http(f"http://127.0.0.1:{args.port}/stats", gateway, "gateway", args.port)
         print(
             WALKTHROUGH.format(
                 host=args.host,

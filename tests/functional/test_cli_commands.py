@@ -65,10 +65,21 @@ def ocelot_file(tmp_path: Path) -> Path:
     return path
 
 
+# What check says about exposure and identity, for OCELOT's two routes.
+SUMMARY = [
+    "public routes (served without a token): 1 of 2",
+    "  Routes[0]  POST /api/v1/user/login",
+    "identity header User: the token's sub on every authenticated route",
+]
+
+
 def test_check_good_file(ocelot_file: Path) -> None:
     done = propylon("check", str(ocelot_file))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout == f"{ocelot_file}: OK (2 routes, format ocelot)\n"
+    assert done.stdout.splitlines() == [
+        *SUMMARY,
+        f"{ocelot_file}: OK (2 routes, format ocelot)",
+    ]
 
 
 def test_check_reports_every_problem_with_file_and_key_path(tmp_path: Path) -> None:
@@ -111,6 +122,7 @@ def test_check_warnings_pass_unless_strict(tmp_path: Path) -> None:
     path.write_text(json.dumps(with_warning))
     expected = [
         f"{path}: Routes[0].RateLimitOptions: warning: not implemented by propylon yet; ignored",
+        *SUMMARY,
         f"{path}: OK (2 routes, format ocelot, 1 warning)",
     ]
     done = propylon("check", str(path))
@@ -238,3 +250,95 @@ def test_run_starts_the_gateway_and_stops_on_sigterm(ocelot_file: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _doc_examples() -> list[tuple[list[str], list[str]]]:
+    """Each ``$ [VAR=...] propylon ARGS`` in docs/cli.md whose files ship with the repository,
+    with the lines the doc shows it printing."""
+    import shlex
+
+    examples: list[tuple[list[str], list[str]]] = []
+    command: list[str] | None = None
+    shown: list[str] = []
+    for line in (ROOT / "docs" / "cli.md").read_text().splitlines():
+        if line.startswith("```") or line.startswith("$ "):
+            if command is not None:
+                examples.append((command, shown))
+            command, shown = None, []
+            if line.startswith("$ "):
+                words = [w for w in shlex.split(line[2:]) if "=" not in w.split("/")[0]]
+                if words[:1] == ["propylon"] and (ROOT / words[2]).exists():
+                    command = words[1:]
+        elif command is not None:
+            shown.append(line)
+    return examples
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"), _doc_examples(), ids=[" ".join(c) for c, _ in _doc_examples()]
+)
+def test_the_cli_doc_shows_what_the_commands_print(command: list[str], shown: list[str]) -> None:
+    result = propylon(*command, cwd=ROOT)
+    assert result.stdout.splitlines() == shown
+
+
+def test_check_says_which_claim_each_route_sends_as_the_identity(tmp_path: Path) -> None:
+    routes = json.loads(json.dumps(OCELOT["Routes"]))
+    routes[1]["AddHeadersToRequest"] = {"user": "Claims[email] > value"}
+    routes.append({**routes[1], "UpstreamPathTemplate": "/me", "DownstreamPathTemplate": "/me"})
+    routes[2]["AddHeadersToRequest"] = {"User": "Claims[sub] > value"}
+    path = tmp_path / "ocelot.json"
+    path.write_text(json.dumps({"Routes": routes}))
+    result = propylon("check", str(path))
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    at = lines.index("identity header User: the token's sub, except on 1 route:")
+    assert lines[at + 1] == "  Routes[1]  GET /api/v1/status/{id}: claim 'email'"
+    assert lines[-1] == f"{path}: OK (3 routes, format ocelot)"
+
+
+def test_check_fails_on_a_misspelt_security_key_that_would_leave_a_route_public(
+    tmp_path: Path,
+) -> None:
+    routes = json.loads(json.dumps(OCELOT["Routes"]))
+    routes[1]["AuthenticationOption"] = routes[1].pop("AuthenticationOptions")
+    path = tmp_path / "ocelot.json"
+    path.write_text(json.dumps({"Routes": routes}))
+    done = propylon("check", str(path))
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"{path}: Routes[1].AuthenticationOption: error: unknown key, a near miss of "
+        "AuthenticationOptions: as written it is ignored and the route is served as if it had "
+        "no AuthenticationOptions; did you mean AuthenticationOptions?"
+    ]
+    done = propylon("run", "--config", str(path), "--port", "0")
+    assert done.returncode == 2 and "Routes[1].AuthenticationOption: error" in done.stderr
+
+
+def test_run_logs_which_routes_are_public(ocelot_file: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "propylon", "run", "--config", str(ocelot_file), "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(PROPYLON_JWT_SECRET=SECRET),
+    )
+    try:
+        assert proc.stderr is not None
+        logged: list[str] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("identity header" in x for x in logged):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            logged.append(line.rstrip("\n").split(" propylon: ", 1)[-1])
+        at = logged.index(SUMMARY[0])
+        assert logged[at : at + len(SUMMARY)] == SUMMARY, logged
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -199,3 +199,38 @@ async def test_streaming_large_bodies_does_not_fault_in_fresh_memory(tmp_path: P
         await up.close()
     assert [s.body_len for s in up.seen] == [len(body)] * 6
     assert faults < 1500, f"{faults} minor page faults for 5 uploads of 8 MiB"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_second_instance_on_a_served_port_refuses_to_start(
+    tmp_path: Path, workers: int
+) -> None:
+    """#11 item 4: SO_REUSEPORT let a second instance's workers join the first's, and the
+    two configs then answered at random."""
+    up = await RecordingUpstream().start()
+    port = free_port()
+    try:
+        with gateway_process(ocelot_file(tmp_path, up.port), port, workers=2):
+            second = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "propylon",
+                "run",
+                "--config",
+                str(ocelot_file(tmp_path, up.port)),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await asyncio.wait_for(second.communicate(), 30)
+            assert second.returncode == 1
+            text = out.decode()
+            assert f"cannot listen on 127.0.0.1:{port}" in text
+            assert "another propylon" in text
+            # The first instance still serves alone.
+            assert (await request(port, "GET", "/api/x")).status == 200
+    finally:
+        await up.close()

@@ -106,3 +106,35 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert code == 0, (tmp_path / "stack.log").read_text()
     for port in (gw, idp, prof):
         assert not _port_open(port), port
+
+
+def test_stack_refuses_to_start_when_its_gateway_port_is_taken(tmp_path: Path) -> None:
+    """#11 item 4: with the port taken it used to say "stack is up", reaching the other
+    process, and only then fail."""
+    gw, idp, prof = free_port(), free_port(), free_port()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", gw))
+        squatter.listen(1)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "propylon.stack",
+                "--port",
+                str(gw),
+                "--identity-port",
+                str(idp),
+                "--profiles-port",
+                str(prof),
+                "--state",
+                str(tmp_path / "state"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"gateway port {gw} on 127.0.0.1" in done.stderr
+    assert "stack is up" not in done.stdout
+    assert not (tmp_path / "state").exists()  # nothing was started
+    assert not _port_open(idp) and not _port_open(prof)

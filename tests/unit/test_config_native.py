@@ -141,8 +141,7 @@ routes:
     downstream: {hosts: "b:1", port: 2}
 """,
     ) == [
-        "rutes: error: unknown key; expected one of propylon, base_url, identity_header, "
-        "request_id_header, trusted_proxies, limits, stats, forwarding, auth_providers, routes",
+        "rutes: error: unknown key; did you mean routes?",
         'limits.max_body_bytes: error: must be an integer, got "10MB"',
         "limits.max_headers: error: must be >= 1, got 0",
         "limits.header_timeout: error: must be > 0, got -1",
@@ -333,7 +332,9 @@ def test_forwarding_mistakes_are_named(tmp_path: Path) -> None:
         "propylon: 1\nforwarding:\n  strip_client_headers: ['Bad Name', Host]\n"
         "  allow_underscore: true\nroutes:" + MINIMAL_ROUTE,
     )
-    assert "forwarding.allow_underscore: error: unknown key" in found
+    assert "forwarding.allow_underscore: error: unknown key; did you mean allow_underscores?" in (
+        found
+    )
     found = problems(
         tmp_path,
         "propylon: 1\nforwarding:\n  strip_client_headers: ['Bad Name', Host]\nroutes:"

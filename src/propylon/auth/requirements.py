@@ -11,44 +11,19 @@ load unchanged:
   ``http://schemas.microsoft.com/ws/2008/06/identity/claims/role``) and turns an array claim
   into one claim per element. So Ocelot files name either the URI, or a spelling such as
   ``Role`` for a token's ``role`` claim (people write it that way, and the second seed does).
-  We match the name exactly first, then case-insensitively, then through the ASP.NET claim
-  type URIs below; an array claim holds when an element equals the value. Values compare
-  as strings, exactly (JSON ``true`` is ``"true"``, ``5`` is ``"5"``).
+  Names are looked up by ``auth.claims.claim_value`` (exactly, then case-insensitively, then
+  through the ASP.NET claim type URIs), the same lookup claim headers use; an array claim
+  holds when an element equals the value. Values compare as strings, exactly (JSON ``true``
+  is ``"true"``, ``5`` is ``"5"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from propylon.auth.claims import claim_value
 from propylon.auth.principal import Principal
 from propylon.config.model import AuthRequirement
-
-_MS_CLAIMS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/"
-_SOAP_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
-
-ASPNET_CLAIM_TYPES: Mapping[str, str] = {
-    _MS_CLAIMS + "role": "role",
-    _SOAP_CLAIMS + "nameidentifier": "sub",
-    _SOAP_CLAIMS + "name": "unique_name",
-    _SOAP_CLAIMS + "emailaddress": "email",
-    _SOAP_CLAIMS + "givenname": "given_name",
-    _SOAP_CLAIMS + "surname": "family_name",
-}
-"""ASP.NET's inbound claim type URIs and the JWT claim each comes from (the common ones)."""
-
-
-def claim_value(claims: Mapping[str, Any], name: str) -> Any:
-    """The value of claim ``name``: exact name, else case-insensitive, else an ASP.NET claim
-    type URI's JWT name. None when absent."""
-    if name in claims:
-        return claims[name]
-    folded = name.casefold()
-    for key, value in claims.items():
-        if key.casefold() == folded:
-            return value
-    alias = ASPNET_CLAIM_TYPES.get(folded)
-    return claim_value(claims, alias) if alias is not None else None
 
 
 def _as_text(value: Any) -> str | None:

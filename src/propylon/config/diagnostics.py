@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from propylon.config import near_miss
 from propylon.config.model import Problem
 
 Loc = tuple[str | int, ...]
@@ -89,11 +90,46 @@ class Diagnostics:
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
 
-    def validation(self, exc: ValidationError, base: Loc = ()) -> None:
-        """Translate pydantic's errors into problems at their key paths."""
+    def validation(
+        self, exc: ValidationError, base: Loc = (), model: type[BaseModel] | None = None
+    ) -> None:
+        """Translate pydantic's errors into problems at their key paths. With the ``model``
+        that was validated, an unknown key also says which known key it resembles."""
         for err in exc.errors(include_url=False):
-            loc: Loc = base + tuple(e for e in err["loc"] if e != "[key]")
-            self.error(loc, _message(err))
+            inner = tuple(e for e in err["loc"] if e != "[key]")
+            message = _message(err)
+            if err["type"] == "extra_forbidden" and model is not None and inner:
+                known = keys_at(model, inner[:-1])
+                guess = near_miss.closest(str(inner[-1]), known) if known else None
+                if guess is not None:
+                    message += f"; did you mean {guess}?"
+            self.error(base + inner, message)
+
+
+def keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the object at ``loc`` inside ``model`` may have (empty when unknown)."""
+    current: Any = model
+    for element in loc:
+        if isinstance(element, int):
+            continue  # a list item: the same model as its list
+        found = _model_of(current)
+        field = found.model_fields.get(element) if found is not None else None
+        if field is None:
+            return []
+        current = field.annotation
+    last = _model_of(current)
+    return list(last.model_fields) if last is not None else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (``M``, ``M | None``, ``list[M]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _message(err: Any) -> str:

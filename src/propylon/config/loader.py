@@ -16,6 +16,7 @@ from propylon.config.diagnostics import render
 from propylon.config.document import Document, duplicate_keys, read_document
 from propylon.config.environment import BEARER, HOW_TO_DEFINE, bearer_from_environment
 from propylon.config.model import (
+    IDENTITY_HEADER,
     ConfigError,
     ConfigFormat,
     ForwardingPolicy,
@@ -85,7 +86,7 @@ def compile_document(
         providers=MappingProxyType(providers),
         base_url=result.base_url,
         request_id_header=result.request_id_header or "X-Request-Id",
-        identity_header=result.identity_header or "User",
+        identity_header=result.identity_header or IDENTITY_HEADER,
         trusted_proxies=result.trusted_proxies,
         limits=result.limits or Limits(),
         stats=result.stats or StatsAccess(),

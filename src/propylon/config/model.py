@@ -14,6 +14,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 MIB = 1024 * 1024
+IDENTITY_HEADER = "User"
+"""The identity header's name unless a native config says otherwise (the first seed's)."""
 
 
 class ConfigFormat(StrEnum):
@@ -100,7 +102,15 @@ class RouteSpec:
     path starting with ``/`` and not ending with one."""
     claim_headers: tuple[ClaimHeader, ...] = ()
     """Headers set from the verified token's claims (Ocelot ``AddHeadersToRequest``). Their
-    names are removed from every client request, on every route, like the identity header."""
+    names are removed from every client request, on every route, like the identity header.
+    Never the identity header itself (see ``identity_claim``), never two of one name."""
+    identity_claim: ClaimHeader | None = None
+    """Which claim this route sends as the identity header (``header`` is
+    ``GatewayConfig.identity_header``), when the config maps one onto that header's name
+    (Ocelot's ``"User": "Claims[email] > value"``); ``None``: the token's ``sub``, as on
+    every other authenticated route. Either way the upstream gets exactly one identity line.
+    A token without that claim names nobody, so the route refuses it rather than falling
+    back to the ``sub`` or sending no identity."""
     allow_underscores: bool | None = None
     """Forward client headers whose names contain ``_`` on this route; ``None``: as
     ``ForwardingPolicy.allow_underscores`` says."""
@@ -234,7 +244,7 @@ class GatewayConfig:
     providers: Mapping[str, JwtProviderSpec] = field(default_factory=_empty_providers)
     base_url: str | None = None
     request_id_header: str = "X-Request-Id"
-    identity_header: str = "User"
+    identity_header: str = IDENTITY_HEADER
     trusted_proxies: tuple[str, ...] = ()
     """CIDRs whose ``X-Forwarded-For`` we append to; from anyone else it is replaced."""
     limits: Limits = field(default_factory=Limits)

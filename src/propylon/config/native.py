@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from propylon.config import claim_headers, templates, values
+from propylon.config import claim_headers, near_miss, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
-from propylon.config.model import ClaimHeader, RouteSpec
+from propylon.config.model import IDENTITY_HEADER, ClaimHeader, RouteSpec
 from propylon.config.native_settings import (
     AuthSection,
     Strict,
@@ -47,7 +47,7 @@ DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).t
 class _Top(Strict):
     propylon: int = VERSION
     base_url: str | None = None
-    identity_header: str = "User"
+    identity_header: str = IDENTITY_HEADER
     request_id_header: str = "X-Request-Id"
     trusted_proxies: StrList = []
 
@@ -82,7 +82,9 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         return ReadResult((), tuple(diag.problems))
     for key in data:
         if key not in TOP_LEVEL:
-            diag.error((str(key),), f"unknown key; expected one of {', '.join(TOP_LEVEL)}")
+            guess = near_miss.closest(str(key), TOP_LEVEL)
+            hint = f"did you mean {guess}?" if guess else f"expected one of {', '.join(TOP_LEVEL)}"
+            diag.error((str(key),), f"unknown key; {hint}")
     top = _read_top(data, diag)
     refs: list[ProviderRef] = []
     base_dir = Path(document.file).resolve().parent
@@ -90,7 +92,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     limits = read_limits(data.get("limits"), diag)
     stats = read_stats(data.get("stats"), diag, refs)
     forwarding = read_forwarding(data.get("forwarding"), diag)
-    routes = _read_routes(data.get("routes"), diag, refs)
+    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
     raw_providers = data.get("auth_providers")
     attempted = (
         frozenset(str(name) for name in raw_providers)
@@ -118,7 +120,7 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
     try:
         top = _Top.model_validate(fields)
     except ValidationError as exc:
-        diag.validation(exc)
+        diag.validation(exc, model=_Top)
         return _Top()
     if top.propylon != VERSION:
         diag.error(
@@ -154,7 +156,9 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
     return top.model_copy(update={"trusted_proxies": proxies})
 
 
-def _read_routes(raw: object, diag: Diagnostics, refs: list[ProviderRef]) -> tuple[RouteSpec, ...]:
+def _read_routes(
+    raw: object, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
+) -> tuple[RouteSpec, ...]:
     if raw is None:
         diag.warning(("routes",), "no routes: every request will be answered 404")
         return ()
@@ -170,7 +174,7 @@ def _read_routes(raw: object, diag: Diagnostics, refs: list[ProviderRef]) -> tup
         try:
             route = _Route.model_validate(item)
         except ValidationError as exc:
-            diag.validation(exc, loc)
+            diag.validation(exc, loc, _Route)
             continue
         if route.name is not None:
             if route.name in names:
@@ -178,14 +182,14 @@ def _read_routes(raw: object, diag: Diagnostics, refs: list[ProviderRef]) -> tup
                     (*loc, "name"), f"name {route.name!r} is already used by {names[route.name]}"
                 )
             names.setdefault(route.name, diag.path(loc))
-        spec = _compile(route, loc, diag, refs)
+        spec = _compile(route, loc, diag, refs, identity_header)
         if spec is not None:
             routes.append(spec)
     return tuple(routes)
 
 
 def _compile(
-    route: _Route, loc: Loc, diag: Diagnostics, refs: list[ProviderRef]
+    route: _Route, loc: Loc, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
 ) -> RouteSpec | None:
     errors = len(diag.problems)
     upstream, captured, is_regex = _upstream(route, loc, diag)
@@ -227,14 +231,16 @@ def _compile(
     except ValueError as exc:
         diag.error((*loc, "timeout"), str(exc))
     auth = auth_requirement(route.auth, (*loc, "auth"), diag, refs) if route.auth else None
-    from_claims: list[ClaimHeader] = []
+    found: list[tuple[Loc, ClaimHeader]] = []
     for header, claim in route.claim_headers.items():
+        at = (*loc, "claim_headers", header)
         try:
-            from_claims.append(claim_headers.from_native(header, claim))
+            found.append((at, claim_headers.from_native(header, claim)))
         except ValueError as exc:
-            diag.error((*loc, "claim_headers", header), str(exc))
-    if from_claims and auth is None:
+            diag.error(at, str(exc))
+    if found and auth is None:
         diag.error((*loc, "claim_headers"), "headers from claims need `auth` on the route")
+    identity_claim, from_claims = claim_headers.assign(found, identity_header, diag)
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -255,7 +261,8 @@ def _compile(
         timeout=float(route.timeout),
         name=route.name,
         downstream_path_prefix=down.path_prefix,
-        claim_headers=tuple(from_claims),
+        claim_headers=from_claims,
+        identity_claim=identity_claim,
         allow_underscores=route.allow_underscores,
     )
 

@@ -96,7 +96,7 @@ def read_forwarding(raw: object, diag: Diagnostics) -> ForwardingPolicy:
     try:
         given = _Forwarding.model_validate(raw)
     except ValidationError as exc:
-        diag.validation(exc, ("forwarding",))
+        diag.validation(exc, ("forwarding",), _Forwarding)
         return ForwardingPolicy()
     names: list[str] = []
     for i, name in enumerate(given.strip_client_headers):
@@ -141,7 +141,7 @@ def read_limits(raw: object, diag: Diagnostics) -> Limits:
     try:
         return Limits(**_Limits.model_validate(raw).model_dump())
     except ValidationError as exc:
-        diag.validation(exc, ("limits",))
+        diag.validation(exc, ("limits",), _Limits)
         return Limits()
 
 
@@ -151,7 +151,7 @@ def read_stats(raw: object, diag: Diagnostics, refs: list[ProviderRef]) -> Stats
     try:
         stats = _Stats.model_validate(raw)
     except ValidationError as exc:
-        diag.validation(exc, ("stats",))
+        diag.validation(exc, ("stats",), _Stats)
         return StatsAccess()
     path = stats.path
     if (
@@ -188,7 +188,7 @@ def read_providers(
         try:
             given = _Provider.model_validate(body)
         except ValidationError as exc:
-            diag.validation(exc, loc)
+            diag.validation(exc, loc, _Provider)
             continue
         provider = _build(str(name), given, loc, diag, env, base_dir)
         if provider is not None:

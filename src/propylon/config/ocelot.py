@@ -11,7 +11,8 @@ names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's docume
   (Ocelot's own default is 90; a gateway that holds a request for 90 s by default holds
   too many of them when a service hangs). Zero means "not set", as in Ocelot.
 - ``AddHeadersToRequest`` with ``Claims[name] > value`` (optionally ``> value[i] > delim``):
-  the header is set from the verified token, and removed from every client request.
+  the header is set from the verified token, and removed from every client request. Onto
+  the identity header's name (``User``) it chooses the claim sent as the identity instead.
 - Several ``DownstreamHostAndPorts`` are used round robin; ``LoadBalancerOptions.Type``
   ``NoLoadBalancer`` uses only the first, as Ocelot does.
 """
@@ -26,7 +27,13 @@ from pydantic import ValidationError
 from propylon.config import claim_headers, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
-from propylon.config.model import AuthRequirement, ClaimHeader, DownstreamHost, RouteSpec
+from propylon.config.model import (
+    IDENTITY_HEADER,
+    AuthRequirement,
+    ClaimHeader,
+    DownstreamHost,
+    RouteSpec,
+)
 from propylon.config.ocelot_keys import FILE, normalise
 from propylon.config.ocelot_models import (
     AuthenticationModel,
@@ -167,7 +174,7 @@ def _compile_route(
     scheme = _scheme(route, loc, glob, diag)
     hosts = _hosts(route, loc, glob, diag)
     auth = _auth(route, loc, diag, refs)
-    claim_headers = _claim_headers(route, loc, auth, diag)
+    identity_claim, from_claims = _claim_headers(route, loc, auth, diag)
     upstream_host = None
     if route.UpstreamHost:
         try:
@@ -198,7 +205,8 @@ def _compile_route(
         auth=auth,
         timeout=timeout,
         name=route.Key.strip() if route.Key and route.Key.strip() else None,
-        claim_headers=claim_headers,
+        claim_headers=from_claims,
+        identity_claim=identity_claim,
     )
 
 
@@ -292,12 +300,13 @@ def _auth(
 
 def _claim_headers(
     route: OcelotRoute, loc: Loc, auth: AuthRequirement | None, diag: Diagnostics
-) -> tuple[ClaimHeader, ...]:
-    found: list[ClaimHeader] = []
+) -> tuple[ClaimHeader | None, tuple[ClaimHeader, ...]]:
+    """The route's identity claim (None: the ``sub``) and its other claim headers."""
+    found: list[tuple[Loc, ClaimHeader]] = []
     at = (*loc, "AddHeadersToRequest")
     for name, expression in route.AddHeadersToRequest.items():
         try:
-            found.append(claim_headers.from_ocelot(name, expression))
+            found.append(((*at, name), claim_headers.from_ocelot(name, expression)))
         except ValueError as exc:
             diag.error((*at, name), str(exc))
     if found and auth is None:
@@ -306,7 +315,8 @@ def _claim_headers(
             "headers from claims need authentication: set "
             "AuthenticationOptions.AuthenticationProviderKey",
         )
-    return tuple(found)
+    # Ocelot files have no identity header setting: it is always propylon's default.
+    return claim_headers.assign(found, IDENTITY_HEADER, diag)
 
 
 def _timeout(route: OcelotRoute, loc: Loc, glob: GlobalConfiguration, diag: Diagnostics) -> float:

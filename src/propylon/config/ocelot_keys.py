@@ -8,6 +8,13 @@ and keys that are not Ocelot keys at all. A not-implemented key whose value asks
 (``{}``, ``[]``, ``""``, ``0``, ``false``, ``null``, a cache with ``TtlSeconds: 0``, rate
 limiting with ``EnableRateLimiting: false``) is accepted silently: Ocelot's own "everything
 available" template writes them, and ignoring them changes nothing.
+
+An unknown key is a warning that suggests the key it resembles (``near_miss``), except when
+it resembles a key that protects or limits a route (``PROTECTIVE``), or is such a key in the
+wrong object (``AllowedScopes`` beside ``AuthenticationOptions`` instead of inside it): then
+it is an error, because as written the route would be served as if the key were absent,
+which for ``AuthenticationOptions`` means public. The contents of the unimplemented
+``SecurityOptions`` and ``RateLimitOptions`` are searched for such near misses too.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from propylon.config import near_miss
 from propylon.config.diagnostics import Diagnostics, Loc
 
 NOT_IMPLEMENTED = "not implemented by propylon yet; ignored"
@@ -31,6 +39,8 @@ class Keys:
     aliases: Mapping[str, str] = field(default_factory=dict)
     """Older names Ocelot still reads (lower case) -> canonical name."""
     hints: Mapping[str, str] = field(default_factory=dict)
+    inspected: Mapping[str, Keys] = field(default_factory=dict)
+    """Unimplemented keys whose objects are still searched for misspelt protective keys."""
 
     def canonical(self, written: str) -> str | None:
         lower = written.lower()
@@ -50,6 +60,36 @@ AUTHENTICATION = Keys(
     },
     unimplemented=frozenset(
         {"RequiredRole", "ScopeKey", "RoleKey", "PolicyName", "AllowAnonymous"}
+    ),
+)
+
+SECURITY_OPTIONS = Keys(
+    supported={},
+    unimplemented=frozenset({"IPAllowedList", "IPBlockedList", "ExcludeAllowedFromBlocked"}),
+)
+
+RATE_LIMIT = Keys(
+    supported={},
+    # The route's and the global object's keys, old and new Ocelot names alike: only a near
+    # miss of ClientWhitelist matters inside an object propylon ignores.
+    unimplemented=frozenset(
+        {
+            "ClientWhitelist",
+            "EnableRateLimiting",
+            "Period",
+            "PeriodTimespan",
+            "Limit",
+            "Wait",
+            "EnableHeaders",
+            "StatusCode",
+            "KeyPrefix",
+            "QuotaMessage",
+            "ClientIdHeader",
+            "QuotaExceededMessage",
+            "RateLimitCounterPrefix",
+            "DisableRateLimitHeaders",
+            "HttpStatusCode",
+        }
     ),
 )
 
@@ -121,6 +161,7 @@ ROUTE = Keys(
     },
     unimplemented=_ROUTE_UNIMPLEMENTED,
     aliases={"rerouteiscasesensitive": "RouteIsCaseSensitive"},
+    inspected={"SecurityOptions": SECURITY_OPTIONS, "RateLimitOptions": RATE_LIMIT},
     hints={
         "dangerousacceptanyservercertificatevalidator": NOT_IMPLEMENTED
         + ": upstream TLS certificates are always verified",
@@ -156,6 +197,7 @@ GLOBAL = Keys(
             "AuthenticationOptions",
         }
     ),
+    inspected={"SecurityOptions": SECURITY_OPTIONS, "RateLimitOptions": RATE_LIMIT},
 )
 
 FILE = Keys(
@@ -163,6 +205,62 @@ FILE = Keys(
     unimplemented=frozenset({"DynamicRoutes", "Aggregates"}),
     aliases={"reroutes": "Routes"},
 )
+
+
+PROTECTIVE: Mapping[str, str] = {
+    "AuthenticationOptions": "a route",
+    "AuthenticationProviderKey": "AuthenticationOptions",
+    "AuthenticationProviderKeys": "AuthenticationOptions",
+    "AllowedScopes": "AuthenticationOptions",
+    "RouteClaimsRequirement": "a route",
+    "SecurityOptions": "a route",
+    "IPAllowedList": "SecurityOptions",
+    "IPBlockedList": "SecurityOptions",
+    "RateLimitOptions": "a route",
+    "ClientWhitelist": "RateLimitOptions",
+}
+"""Keys that protect or limit a route, and the object each belongs in. Missing one of them
+leaves a route more open than its author wrote; so a key that looks like one is an error."""
+
+
+def _known(keys: Keys) -> list[str]:
+    return [*keys.supported, *sorted(keys.unimplemented)]
+
+
+def _unknown(name: str, keys: Keys, loc: Loc, diag: Diagnostics, *, quiet: bool) -> None:
+    """Report unknown key ``name``: an error when it resembles a protective key (here or in
+    another object), else (unless ``quiet``) a warning with the key it resembles."""
+    here = _known(keys)
+    guess = near_miss.closest(name, [*here, *PROTECTIVE], prefer=PROTECTIVE)
+    if guess is not None and guess in PROTECTIVE:
+        # Either way the route would be served as if the key were absent: for
+        # AuthenticationOptions, that is public.
+        unprotected = f"the route is served as if it had no {guess}"
+        if guess in here:
+            message = f"unknown key, a near miss of {guess}: as written it is ignored and "
+            message += f"{unprotected}; did you mean {guess}?"
+        elif near_miss.fold(name) == near_miss.fold(guess):
+            message = f"{guess} belongs in {PROTECTIVE[guess]}: here it is ignored and "
+            message += unprotected
+        else:
+            message = f"unknown key, a near miss of {guess}, which belongs in "
+            message += f"{PROTECTIVE[guess]}: here it is ignored and {unprotected}"
+        diag.error((*loc, name), message)
+        return
+    if quiet:
+        return
+    hint = f" (did you mean {guess}?)" if guess is not None else ""
+    diag.warning((*loc, name), f"unknown key; ignored{hint}")
+
+
+def _inspect(value: object, keys: Keys, loc: Loc, diag: Diagnostics) -> None:
+    """Search an ignored object for misspelt protective keys (nothing else is reported)."""
+    if not isinstance(value, Mapping):
+        return
+    for written in value:
+        name = str(written)
+        if keys.canonical(name) is None:
+            _unknown(name, keys, loc, diag, quiet=True)
 
 
 def _field(value: Mapping[Any, Any], name: str) -> Any:
@@ -218,12 +316,14 @@ def normalise(
         name = str(written)
         canonical = keys.canonical(name)
         if canonical is None:
-            diag.warning((*loc, name), "unknown key; ignored")
+            _unknown(name, keys, loc, diag, quiet=False)
             continue
         if canonical in keys.unimplemented:
             active = _ACTIVE.get(canonical)
             if active(value) if active is not None else not is_inert(value):
                 diag.warning((*loc, name), keys.hints.get(canonical.lower(), NOT_IMPLEMENTED))
+                if canonical in keys.inspected:
+                    _inspect(value, keys.inspected[canonical], (*loc, name), diag)
             continue
         here = (*loc, canonical)
         if canonical in out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from propylon.config import claim_headers
 from propylon.config.model import AuthRequirement, GatewayConfig, RouteSpec
 from propylon.route_templates import route_rank
 
@@ -48,6 +49,13 @@ def seconds(value: float) -> str:
     return f"{value:g}s"
 
 
+def _identity(config: GatewayConfig, spec: RouteSpec) -> str:
+    """Only where it is not the ``sub``: the column stays short on ordinary routes."""
+    if spec.identity_claim is None:
+        return ""
+    return f"; {config.identity_header} from {claim_headers.describe(spec.identity_claim)}"
+
+
 def render_table(config: GatewayConfig) -> str:
     rows = [HEADERS]
     for position, spec in enumerate(match_order(config), start=1):
@@ -60,7 +68,7 @@ def render_table(config: GatewayConfig) -> str:
                 describe_methods(spec),
                 describe_upstream(spec),
                 "-> " + describe_downstream(spec),
-                describe_auth(spec.auth),
+                describe_auth(spec.auth) + _identity(config, spec),
                 seconds(spec.timeout),
             )
         )

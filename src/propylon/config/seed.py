@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from propylon.config import templates, values
+from propylon.config import near_miss, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
 from propylon.config.model import AuthRequirement, DownstreamHost, RouteSpec
@@ -54,7 +54,7 @@ def read_seed(document: Document) -> ReadResult:
         if isinstance(raw, Mapping):
             for key in raw:
                 if key not in FIELDS:
-                    diag.warning((*loc, str(key)), "unknown key; ignored")
+                    _unknown(str(key), (*loc, str(key)), diag)
         try:
             route = _SeedRoute.model_validate(raw)
         except ValidationError as exc:
@@ -68,6 +68,16 @@ def read_seed(document: Document) -> ReadResult:
     return ReadResult(
         routes=tuple(routes), problems=tuple(diag.problems), provider_refs=tuple(refs)
     )
+
+
+def _unknown(key: str, at: Loc, diag: Diagnostics) -> None:
+    guess = near_miss.closest(key, FIELDS)
+    if guess == "auth_required":
+        # The one key that protects a route: a slip in it must not pass as a warning.
+        diag.error(at, f"unknown key, a near miss of {guess}; did you mean {guess}?")
+    else:
+        hint = f" (did you mean {guess}?)" if guess else ""
+        diag.warning(at, f"unknown key; ignored{hint}")
 
 
 def _compile(route: _SeedRoute, loc: Loc, diag: Diagnostics) -> RouteSpec | None:

@@ -4,6 +4,11 @@ With ``--workers N`` each worker binds its own listening socket with SO_REUSEPOR
 kernel spreads connections across processes without a shared accept lock. The parent only
 supervises: it forwards SIGTERM/SIGINT, restarts a worker that died unexpectedly, and exits 0
 after every worker drained. Workers are forked before any event loop exists.
+
+SO_REUSEPORT would just as gladly let a second instance's workers join the first's, so
+before anything listens an instance claims its address (``ports.PortClaim``) and checks that
+nothing else listens there (``ports.bind_problem``): only the workers of one instance share
+a port.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -24,8 +28,10 @@ import uvloop
 
 from propylon.compilation import describe
 from propylon.config.model import GatewayConfig
+from propylon.config.summary import summary_lines
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
+from propylon.ports import PortClaim, PortTakenError, bind_problem
 
 log = logging.getLogger("propylon")
 
@@ -35,9 +41,35 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the process exit code."""
-    if workers <= 1:
-        return run_worker(config, host=host, port=port)
-    return _supervise(config, host=host, port=port, workers=workers)
+    if workers > 1 and port == 0:
+        log.error("--workers needs an explicit --port: each worker binds the same port")
+        return 2
+    claim = PortClaim(host, port)
+    if port != 0:
+        problem = _port_problem(claim, host, port)
+        if problem is not None:
+            log.error("cannot listen on %s:%d: %s", host, port, problem)
+            return 1
+    try:
+        if workers <= 1:
+            return run_worker(config, host=host, port=port)
+        return _supervise(config, host=host, port=port, workers=workers)
+    finally:
+        claim.release()
+
+
+def _port_problem(claim: PortClaim, host: str, port: int) -> str | None:
+    """Why this instance may not serve host:port (another propylon, or anything else
+    listening there), or None once the address is claimed."""
+    try:
+        claim.acquire()
+    except PortTakenError as taken:
+        return f"{taken}; stop it or choose another --port"
+    problem = bind_problem(host, port)
+    if problem is not None:
+        claim.release()
+        return f"{problem} (another process listens there); stop it or choose another --port"
+    return None
 
 
 def run_worker(
@@ -85,6 +117,9 @@ async def _worker_main(
             "" if workers == 1 else "s",
         )
         log.info("%s", describe())
+        # What `propylon check` prints too: a route left public by a slip shows up here.
+        for line in summary_lines(config):
+            log.info("%s", line)
     await stop.wait()
     log.info("worker %d draining", worker_id)
     await gateway.stop()
@@ -106,27 +141,7 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _check_bindable(host: str, port: int) -> str | None:
-    """Fail fast in the parent if the port is taken by someone not sharing it with us."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            return exc.strerror or str(exc)
-    return None
-
-
 def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> int:
-    if port == 0:
-        log.error("--workers needs an explicit --port: each worker binds the same port")
-        return 2
-    problem = _check_bindable(host, port)
-    if problem is not None:
-        log.error("cannot listen on %s:%d: %s", host, port, problem)
-        return 1
     run_dir = tempfile.mkdtemp(prefix="propylon-")
     parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker id

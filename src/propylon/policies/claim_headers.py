@@ -3,6 +3,8 @@
 Services read these headers as facts vouched for by the gateway (the profiles service decides
 who is an admin from one), so they get the identity header's treatment: the names are removed
 from every client request on every route (``stripped_names``), and set only from claims.
+Claims are found by the lookup authorization uses (``auth.claims``): a claim that grants
+access on a route is the claim its headers carry.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from propylon.auth.claims import claim_value
 from propylon.config.model import ClaimHeader, RouteSpec
 
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
@@ -36,10 +39,16 @@ class ClaimHeaders:
     def lines(self, claims: Mapping[str, Any]) -> list[bytes]:
         out = []
         for name, spec in self._headers:
-            value = _value(claims.get(spec.claim), spec)
+            value = _value(claim_value(claims, spec.claim), spec)
             if value is not None and not _UNSAFE_VALUE.search(value):
                 out.append(name + b": " + value.encode("utf-8"))
         return out
+
+
+def claim_text(claims: Mapping[str, Any], spec: ClaimHeader) -> str | None:
+    """The text ``spec`` takes from ``claims`` (as a claim header would carry it), or None
+    when the token has no such claim (or no such element)."""
+    return _value(claim_value(claims, spec.claim), spec)
 
 
 def _value(raw: Any, spec: ClaimHeader) -> str | None:

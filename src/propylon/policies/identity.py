@@ -4,12 +4,20 @@ After authentication the upstream receives ``User: <sub>`` (the first seed's con
 name is configurable). Services trust this header blindly because only the gateway can reach
 them, so a client must never be able to set it: any incoming header of that name, in any
 letter case, is removed on every route, public or not, before anything else happens.
+
+A route may send another claim as the identity (``RouteSpec.identity_claim``, from a claim
+mapping onto the identity header's own name); ``claimed_identity`` reads it, and its text
+goes through ``IdentityHeader.line`` like a ``sub`` does.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
+from propylon.config.model import ClaimHeader
+from propylon.policies.claim_headers import claim_text
 from propylon.policies.forwarding import HOP_BY_HOP
 
 # Characters that could end a header line or smuggle a second header into the upstream request.
@@ -48,3 +56,13 @@ class IdentityHeader:
                 lines.clear()
             lines[subject] = line
         return line
+
+
+def claimed_identity(claims: Mapping[str, Any], spec: ClaimHeader) -> str | None:
+    """The identity a route with ``identity_claim`` ``spec`` sends instead of the ``sub``.
+
+    None when the token lacks that claim (or it is empty): such a token names nobody on this
+    route, so the request is refused, never forwarded with the ``sub`` or without an
+    identity."""
+    text = claim_text(claims, spec)
+    return text if text else None

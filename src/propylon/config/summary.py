@@ -1,0 +1,50 @@
+"""What ``check`` prints and ``run`` logs about who may call what: the routes served without
+a token, and the routes that send a claim other than the ``sub`` as the identity header.
+
+A route is public by omission (no ``AuthenticationOptions``, no ``auth``), so a slip in a
+file shows up here rather than nowhere.
+"""
+
+from __future__ import annotations
+
+from propylon.config import claim_headers
+from propylon.config.model import GatewayConfig, RouteSpec
+
+
+def public_routes(config: GatewayConfig) -> list[RouteSpec]:
+    return [spec for spec in config.routes if spec.auth is None]
+
+
+def _row(spec: RouteSpec) -> str:
+    return f"  {spec.source}  {spec.label}"
+
+
+def public_lines(config: GatewayConfig) -> list[str]:
+    public = public_routes(config)
+    total = len(config.routes)
+    if not public:
+        return [f"public routes (served without a token): none of {total}"]
+    return [
+        f"public routes (served without a token): {len(public)} of {total}",
+        *(_row(spec) for spec in public),
+    ]
+
+
+def identity_lines(config: GatewayConfig) -> list[str]:
+    """Which claim the identity header carries; nothing when no route authenticates."""
+    authenticated = [spec for spec in config.routes if spec.auth is not None]
+    if not authenticated:
+        return []
+    head = f"identity header {config.identity_header}: the token's sub"
+    other = [spec for spec in authenticated if spec.identity_claim is not None]
+    if not other:
+        return [f"{head} on every authenticated route"]
+    lines = [f"{head}, except on {len(other)} route{'' if len(other) == 1 else 's'}:"]
+    for spec in other:
+        assert spec.identity_claim is not None
+        lines.append(f"{_row(spec)}: {claim_headers.describe(spec.identity_claim)}")
+    return lines
+
+
+def summary_lines(config: GatewayConfig) -> list[str]:
+    return [*public_lines(config), *identity_lines(config)]
