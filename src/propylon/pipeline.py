@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from propylon.config.model import AuthRequirement
+from propylon.config.model import AuthRequirement, ClaimHeader
 from propylon.engine.request import Request
 from propylon.engine.upstream import UpstreamPool
 from propylon.policies.claim_headers import ClaimHeaders
@@ -25,6 +25,7 @@ class RoutePlan:
         "allow_underscores",
         "auth",
         "claim_headers",
+        "identity_claim",
         "index",
         "pools",
         "route",
@@ -46,6 +47,7 @@ class RoutePlan:
         self.auth: AuthRequirement | None = route.spec.auth
         self.timeout = route.spec.timeout
         self.claim_headers = ClaimHeaders(route.spec.claim_headers)
+        self.identity_claim: ClaimHeader | None = route.spec.identity_claim
         self.stats = stats
         self.allow_underscores = (
             allow_underscores

@@ -28,7 +28,12 @@ async def _trickle(port: int, total: int, gap: float, limit: float) -> tuple[byt
     async def read_all() -> None:
         nonlocal answer, closed
         while True:
-            chunk = await reader.read(65536)
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionError:
+                # The gateway closed while a byte of ours was in flight: the kernel answers
+                # that byte with a reset. Closed all the same.
+                chunk = b""
             if not chunk:
                 closed = True
                 return

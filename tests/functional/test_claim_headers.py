@@ -139,10 +139,6 @@ async def test_native_claim_onto_the_identity_header_reaches_the_upstream_once(
         await up.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine wiring of RouteSpec.identity_claim (the lead's, in engine/gateway.py)",
-)
 async def test_another_claim_mapped_onto_the_identity_header_replaces_the_sub(
     tmp_path: Path,
 ) -> None:

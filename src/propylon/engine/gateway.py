@@ -30,7 +30,7 @@ from propylon.paths import PathRejected, canonicalise
 from propylon.pipeline import HeadComposer, RoutePlan
 from propylon.policies.claim_headers import stripped_names
 from propylon.policies.forwarding import TrustedProxies
-from propylon.policies.identity import IdentityHeader
+from propylon.policies.identity import IdentityHeader, claimed_identity
 from propylon.policies.request_id import RequestIdPolicy
 from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
@@ -336,7 +336,16 @@ class Gateway:
         plan = routed.plan
         identity_lines: list[bytes] = []
         if principal is not None:
-            identity_line = self.identity.line(principal.subject)
+            claim = plan.identity_claim
+            subject = (
+                principal.subject if claim is None else claimed_identity(principal.claims, claim)
+            )
+            if subject is None:
+                # A valid token without the claim this route sends as the identity names
+                # nobody here: refused, never forwarded with the sub or with no identity.
+                self._refuse(conn, request, plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
+                return
+            identity_line = self.identity.line(subject)
             if identity_line is None:
                 self._refuse(conn, request, plan, errors.UNAUTHORIZED, INVALID_TOKEN)
                 return
