@@ -18,7 +18,7 @@ COMPILED = [
     "src/propylon/engine/server.py",
     "src/propylon/engine/exchange.py",
     "src/propylon/engine/upstream.py",
-    "src/propylon/engine/request.py",
+    "src/propylon/http/request.py",
     "src/propylon/engine/gateway.py",
     "src/propylon/engine/watchdog.py",
     "src/propylon/pipeline.py",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from propylon.config.model import AuthRequirement, ClaimHeader
-from propylon.engine.request import Request
+from propylon.http.request import Request
 from propylon.engine.upstream import UpstreamPool
 from propylon.policies.claim_headers import ClaimHeaders
 from propylon.policies.forwarding import TrustedProxies

@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from propylon import errors
-from propylon.engine.request import Request
+from propylon.http.request import Request
 from propylon.engine.upstream import UpstreamConnection, UpstreamPool
 from propylon.policies.forwarding import RESPONSE_REWRITTEN, connection_tokens
 

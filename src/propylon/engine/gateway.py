@@ -21,7 +21,7 @@ from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principa
 from propylon.config.model import AuthRequirement, GatewayConfig
 from propylon.engine.exchange import Exchange
 from propylon.engine.fault_log import FaultLog
-from propylon.engine.request import HeaderRules, Request
+from propylon.http.request import HeaderRules, Request
 from propylon.engine.server import ClientConnection, ClientLimits
 from propylon.engine.upstream import UpstreamPool
 from propylon.engine.watchdog import Watchdog

@@ -19,7 +19,7 @@ import httptools
 
 from propylon import errors
 from propylon.engine.exchange import Exchange
-from propylon.engine.request import HeaderError, Request, sort_headers
+from propylon.http.request import HeaderError, Request, sort_headers
 from propylon.engine.watchdog import NEVER
 from propylon.pipeline import forwarding_lines
 

@@ -1,0 +1,1 @@
+"""Per-route stages: one module per feature, each a ``plane.stage.RequestStage``."""
