@@ -54,11 +54,12 @@ run: $(COMPILED_STAMP)
 	$(PY) -m propylon.stack
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check setup.py src tests $(wildcard services) $(wildcard benchmarks)
-	$(VENV)/bin/ruff format --check setup.py src tests $(wildcard services) $(wildcard benchmarks)
+	$(VENV)/bin/ruff check setup.py src tests examples $(wildcard services) $(wildcard benchmarks)
+	$(VENV)/bin/ruff format --check setup.py src tests examples $(wildcard services) $(wildcard benchmarks)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy examples/plugins
 	@for p in $(dir $(SERVICE_PKGS)); do \
 		echo "mypy $$p"; (cd $$p && ../../$(VENV)/bin/mypy) || exit 1; done
 

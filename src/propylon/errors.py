@@ -39,6 +39,8 @@ URI_TOO_LONG = ErrorKind(414, 425, "UriTooLong", "The request target is too long
 HEADERS_TOO_LARGE = ErrorKind(
     431, 426, "RequestHeaderFieldsTooLarge", "The request headers are too large."
 )
+PLUGIN_REFUSED = ErrorKind(403, 428, "PluginRefused", "A plugin refused the request.")
+"""The template of a plugin's refusal: the plugin chooses the status and the message."""
 METHOD_NOT_IMPLEMENTED = ErrorKind(
     501, 520, "NotImplemented", "The gateway does not implement this method."
 )

@@ -425,3 +425,19 @@ def test_not_an_object(tmp_path: Path) -> None:
     assert [p.message for p in caught.value.problems] == [
         "an Ocelot file is a JSON object, got a string"
     ]
+
+
+def test_delegating_handlers_warn_and_point_to_plugins(tmp_path: Path) -> None:
+    path = tmp_path / "ocelot.json"
+    route = {
+        "UpstreamPathTemplate": "/a",
+        "DownstreamPathTemplate": "/a",
+        "DownstreamHostAndPorts": [{"Host": "h", "Port": 1}],
+        "DelegatingHandlers": ["MyCompany.Handlers.ApiKey"],
+    }
+    path.write_text(json.dumps({"Routes": [route]}))
+    warnings = [str(w) for w in load_config(str(path), env={}).warnings]
+    assert any(
+        "Routes[0].DelegatingHandlers" in w and "Python plugin" in w and "docs/plugins.md" in w
+        for w in warnings
+    ), warnings

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 MIB = 1024 * 1024
 IDENTITY_HEADER = "User"
@@ -114,6 +115,8 @@ class RouteSpec:
     allow_underscores: bool | None = None
     """Forward client headers whose names contain ``_`` on this route; ``None``: as
     ``ForwardingPolicy.allow_underscores`` says."""
+    plugins: tuple[str, ...] = ()
+    """Names of ``GatewayConfig.plugins`` this route runs, in order (after authentication)."""
 
     @property
     def label(self) -> str:
@@ -237,6 +240,18 @@ def _empty_providers() -> Mapping[str, JwtProviderSpec]:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """A user stage (``propylon.plugins.Plugin``), by import path, with its own settings."""
+
+    name: str
+    use: str
+    """``package.module:Class``."""
+    settings: Mapping[str, Any]
+    source: str
+    """Its key path in the file, for messages (``plugins.api_keys``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     source: str
     format: ConfigFormat
@@ -250,4 +265,5 @@ class GatewayConfig:
     limits: Limits = field(default_factory=Limits)
     stats: StatsAccess = field(default_factory=StatsAccess)
     forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
+    plugins: tuple[PluginSpec, ...] = ()
     warnings: tuple[Problem, ...] = ()

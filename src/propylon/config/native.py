@@ -26,6 +26,7 @@ from propylon.config.native_settings import (
     read_providers,
     read_stats,
 )
+from propylon.config.plugin_specs import read_plugins
 from propylon.config.reader import ProviderRef, ReadResult
 
 VERSION = 1
@@ -39,6 +40,7 @@ TOP_LEVEL = (
     "stats",
     "forwarding",
     "auth_providers",
+    "plugins",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -72,6 +74,7 @@ class _Route(Strict):
     auth: AuthSection | None = None
     claim_headers: dict[str, str] = {}
     allow_underscores: bool | None = None
+    plugins: StrList = []
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -92,7 +95,9 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     limits = read_limits(data.get("limits"), diag)
     stats = read_stats(data.get("stats"), diag, refs)
     forwarding = read_forwarding(data.get("forwarding"), diag)
+    plugins = read_plugins(data.get("plugins"), diag)
     routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
+    _check_plugin_names(data.get("routes"), data.get("plugins"), diag)
     raw_providers = data.get("auth_providers")
     attempted = (
         frozenset(str(name) for name in raw_providers)
@@ -112,7 +117,30 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         limits=limits,
         stats=stats,
         forwarding=forwarding,
+        plugins=plugins,
     )
+
+
+def _check_plugin_names(raw_routes: object, raw_plugins: object, diag: Diagnostics) -> None:
+    """Every name a route lists is defined under ``plugins`` (definitions with errors are
+    reported there, not again here)."""
+    if not isinstance(raw_routes, list):
+        return
+    defined = {str(k) for k in raw_plugins} if isinstance(raw_plugins, Mapping) else set()
+    for index, item in enumerate(raw_routes):
+        names = item.get("plugins") if isinstance(item, Mapping) else None
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list):
+            continue
+        for i, name in enumerate(names):
+            if isinstance(name, str) and name not in defined:
+                guess = near_miss.closest(name, sorted(defined))
+                hint = f"; did you mean {guess}?" if guess else ""
+                diag.error(
+                    ("routes", index, "plugins", i),
+                    f"plugin {name!r} is not defined under plugins{hint}",
+                )
 
 
 def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
@@ -264,6 +292,7 @@ def _compile(
         claim_headers=from_claims,
         identity_claim=identity_claim,
         allow_underscores=route.allow_underscores,
+        plugins=tuple(route.plugins),
     )
 
 

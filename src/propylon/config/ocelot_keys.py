@@ -168,6 +168,8 @@ ROUTE = Keys(
         "servicename": "service discovery is "
         + NOT_IMPLEMENTED
         + "; list DownstreamHostAndPorts instead",
+        "delegatinghandlers": "they name .NET types, which propylon cannot load; write the"
+        " handler as a Python plugin (native config 'plugins:', docs/plugins.md)",
     },
 )
 

@@ -10,6 +10,7 @@ from propylon.config.model import (
     ForwardingPolicy,
     JwtProviderSpec,
     Limits,
+    PluginSpec,
     Problem,
     RouteSpec,
     StatsAccess,
@@ -45,3 +46,4 @@ class ReadResult:
     limits: Limits | None = None
     stats: StatsAccess | None = None
     forwarding: ForwardingPolicy | None = None
+    plugins: tuple[PluginSpec, ...] = ()

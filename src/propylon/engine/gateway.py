@@ -174,6 +174,7 @@ class Gateway(Handler, Ending, ClientAddressing):
         self.loop = asyncio.get_running_loop()
         self.watchdog.start()
         await self.authenticator.start()
+        await self.site.start()
         for stage in self.stages:
             await stage.start()
         if self.stats_exchange is not None:
@@ -220,6 +221,7 @@ class Gateway(Handler, Ending, ClientAddressing):
         await self.authenticator.close()
         for stage in self.stages:
             await stage.close()
+        await self.site.close()
         if self.stats_exchange is not None:
             await self.stats_exchange.close()
 

@@ -26,10 +26,13 @@ from typing import Any
 
 from propylon.auth import Authenticator
 from propylon.config.model import GatewayConfig, RouteSpec
+from propylon.config.plugin_specs import plugin_class
 from propylon.plane.stage import RequestStage
-from propylon.policies.claim_headers import ClaimHeaders
+from propylon.plugins import Plugin
+from propylon.policies.claim_headers import ClaimHeaders, stripped_names
 from propylon.policies.identity import IdentityHeader
 from propylon.stages.authn import Authenticate, Authorize, Identify
+from propylon.stages.plugin import PluginStage
 
 
 class Site:
@@ -54,6 +57,31 @@ class Site:
         self.workers = workers
         self.run_dir = run_dir
         self.loop = asyncio.get_running_loop()
+        self._plugins: dict[str, Plugin] = {}
+        self.gateway_owned = frozenset(
+            {config.identity_header.lower(), config.request_id_header.lower()}
+            | {n.decode("ascii") for n in stripped_names(config.routes)}
+        )
+        """Header names only the gateway sets upstream (identity, request id, claim
+        headers): no plugin may add them."""
+
+    def plugin_stage(self, name: str, route_label: str) -> PluginStage:
+        """A route's stage for plugin ``name``: one plugin instance per definition and
+        worker, shared by every route that lists it."""
+        plugin = self._plugins.get(name)
+        if plugin is None:
+            spec = next(p for p in self.config.plugins if p.name == name)
+            plugin = plugin_class(spec.use)(dict(spec.settings))
+            self._plugins[name] = plugin
+        return PluginStage(name, plugin, route_label, self.gateway_owned)
+
+    async def start(self) -> None:
+        for plugin in self._plugins.values():
+            await plugin.start()
+
+    async def close(self) -> None:
+        for plugin in self._plugins.values():
+            await plugin.close()
 
 
 def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
@@ -67,4 +95,6 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         stages.append(
             Identify(site.identity, spec.identity_claim, ClaimHeaders(spec.claim_headers))
         )
+    for name in spec.plugins:
+        stages.append(site.plugin_stage(name, spec.label))
     return tuple(stages)
