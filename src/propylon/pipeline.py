@@ -65,13 +65,14 @@ class RoutePlan:
         return pool
 
 
-def forwarding_lines(peer: str, port: int) -> bytes:
+def forwarding_lines(peer: str, port: int, scheme: bytes = b"http") -> bytes:
     """What the gateway states about a client connection, when no trusted proxy spoke for
-    it: computed once per connection, sent with each of its requests."""
+    it: computed once per connection, sent with each of its requests. ``scheme`` is how the
+    client reached the listener (``https`` on the TLS listener)."""
     address = peer.encode("ascii")
     return (
-        b"X-Forwarded-For: %s\r\nX-Real-IP: %s\r\nX-Forwarded-Proto: http\r\n"
-        b"X-Forwarded-Port: %d" % (address, address, port)
+        b"X-Forwarded-For: %s\r\nX-Real-IP: %s\r\nX-Forwarded-Proto: %s\r\n"
+        b"X-Forwarded-Port: %d" % (address, address, scheme, port)
     )
 
 
@@ -92,6 +93,7 @@ class HeadComposer:
         *,
         peer: str,
         local_port: int,
+        scheme: bytes,
         connection_lines: bytes,
         identity_lines: list[bytes],
         request_id_line: bytes,
@@ -106,9 +108,8 @@ class HeadComposer:
         lines.extend(identity_lines)
         lines.append(request_id_line)
         if (request.forwarded_for or request.forwarded_facts) and self.proxies.trusts(peer):
-            self._trusted_forwarding(lines, request, peer, local_port)
+            self._trusted_forwarding(lines, request, peer, local_port, scheme)
         else:
-            # The gateway listens on plain HTTP only, so the scheme the client used is http.
             lines.append(connection_lines)
             if request.host is not None:
                 lines.append(b"X-Forwarded-Host: " + request.host)
@@ -120,7 +121,7 @@ class HeadComposer:
         return b"\r\n".join(lines)
 
     def _trusted_forwarding(
-        self, lines: list[bytes], request: Request, peer: str, local_port: int
+        self, lines: list[bytes], request: Request, peer: str, local_port: int, scheme: bytes
     ) -> None:
         """A trusted proxy spoke for the client: extend its chain, keep what it stated about
         the original request (scheme, host, port), and fill in what it did not say."""
@@ -133,7 +134,7 @@ class HeadComposer:
             name, _, value = line.partition(b":")
             stated.setdefault(name.strip().lower(), value.strip())
         ours: dict[bytes, bytes | None] = {
-            b"x-forwarded-proto": b"http",
+            b"x-forwarded-proto": scheme,
             b"x-forwarded-host": request.host,
             b"x-forwarded-port": b"%d" % local_port,
         }

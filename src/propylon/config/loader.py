@@ -91,6 +91,7 @@ def compile_document(
         limits=result.limits or Limits(),
         stats=result.stats or StatsAccess(),
         forwarding=result.forwarding or ForwardingPolicy(),
+        tls=result.tls,
         warnings=tuple(problems),
     )
 

@@ -27,6 +27,7 @@ from propylon.config.native_settings import (
     read_stats,
 )
 from propylon.config.reader import ProviderRef, ReadResult
+from propylon.config.tls import read_tls
 
 VERSION = 1
 TOP_LEVEL = (
@@ -38,6 +39,7 @@ TOP_LEVEL = (
     "limits",
     "stats",
     "forwarding",
+    "tls",
     "auth_providers",
     "routes",
 )
@@ -92,6 +94,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     limits = read_limits(data.get("limits"), diag)
     stats = read_stats(data.get("stats"), diag, refs)
     forwarding = read_forwarding(data.get("forwarding"), diag)
+    tls = read_tls(data.get("tls"), diag, base_dir)
     routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
     raw_providers = data.get("auth_providers")
     attempted = (
@@ -112,6 +115,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         limits=limits,
         stats=stats,
         forwarding=forwarding,
+        tls=tls,
     )
 
 

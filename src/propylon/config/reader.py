@@ -13,6 +13,7 @@ from propylon.config.model import (
     Problem,
     RouteSpec,
     StatsAccess,
+    TlsSpec,
 )
 
 
@@ -45,3 +46,4 @@ class ReadResult:
     limits: Limits | None = None
     stats: StatsAccess | None = None
     forwarding: ForwardingPolicy | None = None
+    tls: TlsSpec | None = None

@@ -21,6 +21,7 @@ from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principa
 from propylon.config.model import AuthRequirement, GatewayConfig
 from propylon.engine.exchange import Exchange
 from propylon.engine.fault_log import FaultLog
+from propylon.engine.listeners import TlsListener
 from propylon.http.request import HeaderRules, Request
 from propylon.engine.server import ClientConnection, ClientLimits
 from propylon.engine.upstream import UpstreamPool
@@ -144,6 +145,8 @@ class Gateway:
         self.drained = asyncio.Event()
         """Set when, while draining, the last client connection has closed."""
         self._servers: list[asyncio.Server] = []
+        self.tls: TlsListener | None = None
+        """The TLS listener, when the config has one (engine/listeners.py)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -153,14 +156,19 @@ class Gateway:
         await self.authenticator.start()
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
-        server = await self.loop.create_server(
-            lambda: ClientConnection(self),
-            host,
-            port,
-            reuse_port=reuse_port or None,
-            backlog=4096,
-        )
-        self._servers.append(server)
+        tls = self.config.tls
+        if tls is None or not tls.only:
+            server = await self.loop.create_server(
+                lambda: ClientConnection(self),
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                backlog=4096,
+            )
+            self._servers.append(server)
+        if tls is not None:
+            self.tls = TlsListener.build(self, tls)
+            await self.tls.start(host, reuse_port=reuse_port)
 
     @property
     def sockets(self) -> Sequence[socket.socket]:
@@ -169,6 +177,9 @@ class Gateway:
 
     @property
     def port(self) -> int:
+        """The plain listener's port (the TLS one's with ``tls.only``)."""
+        if not self._servers and self.tls is not None:
+            return self.tls.port
         return int(self.sockets[0].getsockname()[1])
 
     async def stop(self, drain_timeout: float | None = None) -> None:
@@ -177,6 +188,8 @@ class Gateway:
         self.draining = True
         for server in self._servers:
             server.close()
+        if self.tls is not None:
+            self.tls.close()
         for conn in list(self.connections):
             conn.close_if_idle()
         if self.connections:
@@ -362,6 +375,7 @@ class Gateway:
             plan,
             peer=conn.peer,
             local_port=conn.local_port,
+            scheme=conn.scheme,
             connection_lines=conn.forwarding_lines,
             identity_lines=identity_lines,
             request_id_line=request_id_line,

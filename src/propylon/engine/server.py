@@ -106,6 +106,7 @@ class ClientConnection(asyncio.Protocol):
         "loop",
         "parser",
         "peer",
+        "scheme",
         "transport",
     )
 
@@ -129,6 +130,9 @@ class ClientConnection(asyncio.Protocol):
         self.forwarding_lines = b""
         self.local_port = 0
         """``X-Forwarded-*`` and ``X-Real-IP`` as the gateway states them for this client."""
+        self.scheme = b"http"
+        """How the client reached us; the TLS listener sets ``https`` before the connection
+        is made (engine/listeners.py)."""
         self.exchange: Exchange | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -161,7 +165,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = peer[0] if isinstance(peer, tuple) else "unix"
         local = transport.get_extra_info("sockname")
         self.local_port = int(local[1]) if isinstance(local, tuple) else 0
-        self.forwarding_lines = forwarding_lines(self.peer, self.local_port)
+        self.forwarding_lines = forwarding_lines(self.peer, self.local_port, self.scheme)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
