@@ -159,15 +159,14 @@ def _read_key(path: str, problems: list[FileProblem]) -> PrivateKeyTypes | None:
             )
         )
     except (ValueError, UnsupportedAlgorithm):
-        what = "a certificate" if b"-----BEGIN CERTIFICATE-----" in data else "not"
-        problems.append(
-            FileProblem(
-                "key",
-                path,
-                f"{what} a PEM private key (expected '-----BEGIN PRIVATE KEY-----', "
-                "'BEGIN RSA PRIVATE KEY' or 'BEGIN EC PRIVATE KEY')",
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            message = "holds a certificate, not a private key"
+        else:
+            message = (
+                "not a PEM private key (expected '-----BEGIN PRIVATE KEY-----', "
+                "'BEGIN RSA PRIVATE KEY' or 'BEGIN EC PRIVATE KEY')"
             )
-        )
+        problems.append(FileProblem("key", path, message))
     return None
 
 
