@@ -4,7 +4,9 @@ benchmark result."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,26 @@ def check_answers(port: int, scenario: Scenario, entry: Entry, fixtures: Fixture
         return f"GET {scenario.path}: body differs from U's ({len(answer.body)} bytes)"
     if entry.feature_checks and scenario.bearer:
         return _check_authentication(port, scenario, headers, subject)
+    return ""
+
+
+def check_tls_answer(
+    port: int, scenario: Scenario, fixtures: Fixtures, context: ssl.SSLContext
+) -> str:
+    """The TLS listener verifies with the run's certificate and answers what U answers."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5.0, context=context)
+    try:
+        conn.request("GET", scenario.path)
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"GET https://127.0.0.1:{port}{scenario.path}: {exc}"
+    finally:
+        conn.close()
+    if response.status != 200 or body != fixtures.profile_body:
+        return (
+            f"GET https://127.0.0.1:{port}{scenario.path}: status {response.status} or not U's body"
+        )
     return ""
 
 

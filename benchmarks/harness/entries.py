@@ -27,6 +27,13 @@ NGINX_COMMAND = (
 PROPYLON_COMMAND = (
     "exec {propylon} run --config {config} --host 127.0.0.1 --port 8000 --workers {workers}"
 )
+# The TLS scenario (harness/tls.py): the same proxies with a TLS listener on 8443 as well.
+NGINX_TLS_COMMAND = NGINX_COMMAND.replace(
+    "{bench_dir}/proxy-nginx.conf", "{tls_dir}/proxy-nginx-tls.conf"
+)
+PROPYLON_TLS_COMMAND = (
+    PROPYLON_COMMAND + " --tls-cert {tls_dir}/cert.pem --tls-key {tls_dir}/key.pem --tls-port 8443"
+)
 HAPROXY_COMMAND = "HAP_THREADS={workers} exec haproxy -db -f {bench_dir}/haproxy.cfg"
 OPTIONAL = ("direct", "haproxy")
 
@@ -38,17 +45,20 @@ class Entry:
     """None for ``direct``."""
     feature_checks: bool = False
     """Check before measuring that authentication and the identity header are really on."""
+    tls_command: str | None = None
+    """The command with a TLS listener on 8443 (None: this entry is not in TLS scenarios)."""
 
-    def shell_command(self, workers: int, run_dir: Path) -> str:
-        assert self.command is not None
+    def shell_command(self, workers: int, run_dir: Path, tls_dir: Path | None = None) -> str:
+        command = self.command if tls_dir is None else self.tls_command
+        assert command is not None
         values = {
+            "tls_dir": str(tls_dir),
             "workers": str(workers),
             "run_dir": str(run_dir),
             "bench_dir": str(BENCH_DIR),
             "config": str(ROUTES_FILE),
             "propylon": str(Path(sys.executable).parent / "propylon"),
         }
-        command = self.command
         for key, value in values.items():
             command = command.replace("{" + key + "}", shlex.quote(value))
         return command
@@ -61,8 +71,13 @@ def build_entries(propylon_command: str | None, extras: list[str]) -> list[Entry
     checks: they are about the gateway, not about whatever stands in for it.
     """
     entries = [
-        Entry(REFERENCE, NGINX_COMMAND),
-        Entry(GATEWAY, propylon_command or PROPYLON_COMMAND, feature_checks=not propylon_command),
+        Entry(REFERENCE, NGINX_COMMAND, tls_command=NGINX_TLS_COMMAND),
+        Entry(
+            GATEWAY,
+            propylon_command or PROPYLON_COMMAND,
+            feature_checks=not propylon_command,
+            tls_command=None if propylon_command else PROPYLON_TLS_COMMAND,
+        ),
     ]
     for name in extras:
         if name == "direct":

@@ -21,6 +21,7 @@ from harness.processes import (
     wait_port_free,
 )
 from harness.scenarios import PROFILE_PATH, Scenario
+from harness.tls import TLS_PORT, client_context, tls_fixtures
 from harness.wrk import LoadSpec, parse_wrk, run_wrk
 
 PROXY_PORT = 8000
@@ -84,11 +85,14 @@ def measure(
     logs = settings.out / "logs"
     group = None
     port = UPSTREAM_PORT
+    tls_dir = tls_fixtures(settings.out) if scenario.tls else None
+    if scenario.tls and entry.tls_command is None:
+        return RunRecord(round_number, scenario.name, entry.name, "no TLS listener to measure")
     if entry.command is not None:
         run_dir = settings.out / "run" / entry.name
         run_dir.mkdir(parents=True, exist_ok=True)
         cpus = settings.proxy_cpus if scenario.pinned else ""
-        command = entry.shell_command(scenario.workers, run_dir)
+        command = entry.shell_command(scenario.workers, run_dir, tls_dir)
         group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
         port = PROXY_PORT
     try:
@@ -102,6 +106,9 @@ def measure(
                 f"did not answer 200 ({got}); see logs/{tag}.proxy.log",
             )
         problem = checks.check_answers(port, scenario, entry, fixtures)
+        if not problem and tls_dir is not None:
+            port = TLS_PORT
+            problem = checks.check_tls_answer(port, scenario, fixtures, client_context(tls_dir))
         if problem:
             return RunRecord(round_number, scenario.name, entry.name, problem)
         if settings.warmup_seconds > 0:
@@ -162,7 +169,7 @@ def _load(
     if scenario.bearer and not scenario.rotate:
         headers = (f"Authorization: Bearer {fixtures.tokens[scenario.algorithm]}",)
     spec = LoadSpec(
-        url=f"http://127.0.0.1:{port}{scenario.path}",
+        url=f"{'https' if scenario.tls else 'http'}://127.0.0.1:{port}{scenario.path}",
         seconds=seconds,
         connections=settings.connections,
         threads=settings.threads,

@@ -37,6 +37,8 @@ class Scenario:
     """Propylon with N workers over propylon with one, pinned, from the ``proxy`` scenario."""
     scaling_min_cpus: int = 4
     """Scaling is only judged where N workers, wrk and U each can have a core."""
+    tls: bool = False
+    """The load goes to the proxy's TLS listener (harness/tls.py); wrk keeps connections."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -80,6 +82,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         bearer=True,
         rotate=True,
         min_ratio=0.25,
+    ),
+    Scenario(
+        "tls",
+        "proxy only over TLS (keep-alive, TLS 1.3), ~200 B JSON",
+        PROFILE_PATH,
+        tls=True,
     ),
     Scenario("big", "64 KiB response body", "/big", min_ratio=0.50),
     Scenario(

@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address to listen on")
     run.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any)")
     run.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    _tls_flags(run)
     run.add_argument(
         "--log-level",
         default="info",
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config without starting anything")
     check.add_argument("path", metavar="PATH")
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    _tls_flags(check)
     check.set_defaults(handler=_check)
 
     routes = commands.add_parser("routes", help="print the effective route table")
@@ -96,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tls_flags(parser: argparse.ArgumentParser) -> None:
+    """The TLS listener's flags: the same four settings as a native file's ``tls`` block."""
+    group = parser.add_argument_group("TLS listener (overrides the file's tls block)")
+    group.add_argument("--tls-cert", metavar="PEM", help="certificate chain, server's first")
+    group.add_argument("--tls-key", metavar="PEM", help="its private key (unencrypted)")
+    group.add_argument(
+        "--tls-port", type=_port, default=None, help="TLS port (default 8443; 0: any)"
+    )
+    group.add_argument(
+        "--tls-only", action="store_true", help="no plain HTTP listener, only the TLS one"
+    )
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -119,12 +134,28 @@ def _print(problems: Sequence[Problem], stream: TextIO) -> None:
         print(problem, file=stream)
 
 
-def _load_or_report(path: str, args: argparse.Namespace) -> GatewayConfig | None:
-    """The config, its warnings on stderr; or None after printing why it is unusable."""
+def _load(path: str, args: argparse.Namespace) -> GatewayConfig:
+    """The config file with the command's ``--tls-*`` flags applied (ConfigError)."""
     from propylon.config.loader import load_config
 
+    config = load_config(path, fmt=_format(args))
+    if hasattr(args, "tls_cert"):
+        from propylon.config.tls import with_tls_flags
+
+        config = with_tls_flags(
+            config,
+            cert=args.tls_cert,
+            key=args.tls_key,
+            port=args.tls_port,
+            only=args.tls_only,
+        )
+    return config
+
+
+def _load_or_report(path: str, args: argparse.Namespace) -> GatewayConfig | None:
+    """The config, its warnings on stderr; or None after printing why it is unusable."""
     try:
-        config = load_config(path, fmt=_format(args))
+        config = _load(path, args)
     except ConfigError as exc:
         _print(exc.problems, sys.stderr)
         errors = sum(p.severity == "error" for p in exc.problems)
@@ -151,11 +182,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from propylon.config.loader import load_config
     from propylon.config.summary import summary_lines
 
     try:
-        config = load_config(args.path, fmt=_format(args))
+        config = _load(args.path, args)
     except ConfigError as exc:
         _print(exc.problems, sys.stdout)
         return EXIT_PROBLEMS

@@ -92,6 +92,7 @@ def compile_document(
         stats=result.stats or StatsAccess(),
         forwarding=result.forwarding or ForwardingPolicy(),
         plugins=result.plugins,
+        tls=result.tls,
         warnings=tuple(problems),
     )
 

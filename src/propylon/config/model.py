@@ -213,6 +213,21 @@ class ForwardingPolicy:
     default is the same refusal)."""
 
 
+DEFAULT_TLS_PORT = 8443
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """The TLS listener: where it listens and the PEM files it serves (absolute or relative
+    to the working directory; the readers resolve a file's paths against its directory).
+    ``only``: no plain HTTP listener at all."""
+
+    cert_file: str
+    key_file: str
+    port: int = DEFAULT_TLS_PORT
+    only: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """A config diagnostic: file, key path and what is wrong."""
@@ -266,4 +281,5 @@ class GatewayConfig:
     stats: StatsAccess = field(default_factory=StatsAccess)
     forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
     plugins: tuple[PluginSpec, ...] = ()
+    tls: TlsSpec | None = None
     warnings: tuple[Problem, ...] = ()

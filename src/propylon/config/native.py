@@ -28,6 +28,7 @@ from propylon.config.native_settings import (
 )
 from propylon.config.plugin_specs import read_plugins
 from propylon.config.reader import ProviderRef, ReadResult
+from propylon.config.tls import read_tls
 
 VERSION = 1
 TOP_LEVEL = (
@@ -39,6 +40,7 @@ TOP_LEVEL = (
     "limits",
     "stats",
     "forwarding",
+    "tls",
     "auth_providers",
     "plugins",
     "routes",
@@ -96,6 +98,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     stats = read_stats(data.get("stats"), diag, refs)
     forwarding = read_forwarding(data.get("forwarding"), diag)
     plugins = read_plugins(data.get("plugins"), diag)
+    tls = read_tls(data.get("tls"), diag, base_dir)
     routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
     _check_plugin_names(data.get("routes"), data.get("plugins"), diag)
     raw_providers = data.get("auth_providers")
@@ -118,6 +121,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         stats=stats,
         forwarding=forwarding,
         plugins=plugins,
+        tls=tls,
     )
 
 

@@ -14,6 +14,7 @@ from propylon.config.model import (
     Problem,
     RouteSpec,
     StatsAccess,
+    TlsSpec,
 )
 
 
@@ -47,3 +48,4 @@ class ReadResult:
     stats: StatsAccess | None = None
     forwarding: ForwardingPolicy | None = None
     plugins: tuple[PluginSpec, ...] = ()
+    tls: TlsSpec | None = None

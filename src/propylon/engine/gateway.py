@@ -24,6 +24,7 @@ from propylon.config.model import GatewayConfig
 from propylon.engine.client_limits import ClientLimits
 from propylon.engine.exchange import Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
+from propylon.engine.listeners import TlsListener
 from propylon.engine.responder import Responder
 from propylon.engine.route_plan import RoutePlan
 from propylon.engine.server import ClientConnection, Handler
@@ -167,6 +168,8 @@ class Gateway(Handler, Ending, ClientAddressing):
         self.drained = asyncio.Event()
         """Set when, while draining, the last client connection has closed."""
         self._servers: list[asyncio.Server] = []
+        self.tls: TlsListener | None = None
+        """The TLS listener, when the config has one (engine/listeners.py)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -179,17 +182,22 @@ class Gateway(Handler, Ending, ClientAddressing):
             await stage.start()
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
-        # The connection is an asyncio protocol by its methods, not by subclassing (its base
-        # is the exchange's native Downstream class): typeshed wants a BaseProtocol.
-        protocol: Any = lambda: ClientConnection(self)  # noqa: E731
-        server = await self.loop.create_server(
-            protocol,
-            host,
-            port,
-            reuse_port=reuse_port or None,
-            backlog=4096,
-        )
-        self._servers.append(server)
+        tls = self.config.tls
+        if tls is None or not tls.only:
+            # The connection is an asyncio protocol by its methods, not by subclassing (its
+            # base is the exchange's native Downstream class): typeshed wants a BaseProtocol.
+            protocol: Any = lambda: ClientConnection(self)  # noqa: E731
+            server = await self.loop.create_server(
+                protocol,
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                backlog=4096,
+            )
+            self._servers.append(server)
+        if tls is not None:
+            self.tls = TlsListener.build(self, tls)
+            await self.tls.start(host, reuse_port=reuse_port)
 
     @property
     def sockets(self) -> Sequence[socket.socket]:
@@ -198,6 +206,9 @@ class Gateway(Handler, Ending, ClientAddressing):
 
     @property
     def port(self) -> int:
+        """The plain listener's port (the TLS one's with ``tls.only``)."""
+        if not self._servers and self.tls is not None:
+            return self.tls.port
         return int(self.sockets[0].getsockname()[1])
 
     async def stop(self, drain_timeout: float | None = None) -> None:
@@ -206,6 +217,8 @@ class Gateway(Handler, Ending, ClientAddressing):
         self.draining = True
         for server in self._servers:
             server.close()
+        if self.tls is not None:
+            self.tls.close()
         for conn in list(self.connections):
             conn.close_if_idle()
         if self.connections:
@@ -331,10 +344,10 @@ class Gateway(Handler, Ending, ClientAddressing):
             allow_underscores=plan.allow_underscores,
             peer=conn.peer,
             local_port=conn.local_port,
+            scheme=conn.scheme,
             connection_lines=conn.forwarding_lines,
             stage_lines=flow.upstream_lines,
             request_id_line=request_id_line,
-            scheme=conn.scheme,
         )
         conn.proceed(
             Exchange(

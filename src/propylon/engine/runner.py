@@ -31,6 +31,7 @@ from propylon.config.model import GatewayConfig
 from propylon.config.summary import summary_lines
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
+from propylon.http.tls import TlsFilesError
 from propylon.ports import PortClaim, PortTakenError, bind_problem
 
 log = logging.getLogger("propylon")
@@ -41,34 +42,48 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the process exit code."""
-    if workers > 1 and port == 0:
-        log.error("--workers needs an explicit --port: each worker binds the same port")
+    listen: list[tuple[int, str]] = []  # (port, the flag that sets it)
+    if config.tls is None or not config.tls.only:
+        listen.append((port, "--port"))
+    if config.tls is not None:
+        if not config.tls.only and config.tls.port == port and port != 0:
+            log.error("--tls-port and --port are both %d: give the TLS listener its own", port)
+            return 2
+        listen.append((config.tls.port, "--tls-port"))
+    if workers > 1 and any(p == 0 for p, _flag in listen):
+        flags = " and ".join(flag for p, flag in listen if p == 0)
+        log.error("--workers needs an explicit %s: each worker binds the same port", flags)
         return 2
-    claim = PortClaim(host, port)
-    if port != 0:
-        problem = _port_problem(claim, host, port)
-        if problem is not None:
-            log.error("cannot listen on %s:%d: %s", host, port, problem)
-            return 1
+    claims: list[PortClaim] = []
     try:
+        for number, flag in listen:
+            if number == 0:
+                continue
+            claim = PortClaim(host, number)
+            problem = _port_problem(claim, host, number, flag)
+            if problem is not None:
+                log.error("cannot listen on %s:%d: %s", host, number, problem)
+                return 1
+            claims.append(claim)
         if workers <= 1:
             return run_worker(config, host=host, port=port)
         return _supervise(config, host=host, port=port, workers=workers)
     finally:
-        claim.release()
+        for claim in claims:
+            claim.release()
 
 
-def _port_problem(claim: PortClaim, host: str, port: int) -> str | None:
+def _port_problem(claim: PortClaim, host: str, port: int, flag: str = "--port") -> str | None:
     """Why this instance may not serve host:port (another propylon, or anything else
     listening there), or None once the address is claimed."""
     try:
         claim.acquire()
     except PortTakenError as taken:
-        return f"{taken}; stop it or choose another --port"
+        return f"{taken}; stop it or choose another {flag}"
     problem = bind_problem(host, port)
     if problem is not None:
         claim.release()
-        return f"{problem} (another process listens there); stop it or choose another --port"
+        return f"{problem} (another process listens there); stop it or choose another {flag}"
     return None
 
 
@@ -99,18 +114,32 @@ async def _worker_main(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     gateway = Gateway(config, worker_id=worker_id, workers=workers, run_dir=run_dir)
+    # SIGHUP reloads the TLS certificate (each worker its own context; the supervisor
+    # forwards the signal). Without a TLS listener there is nothing to reload yet.
+    loop.add_signal_handler(signal.SIGHUP, _reload, gateway, worker_id)
     try:
         await gateway.start(host, port, reuse_port=workers > 1)
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        log.error("cannot listen on %s: %s", host, exc.strerror or exc)
+        await gateway.stop(0)
+        return 1
+    except TlsFilesError as exc:
+        for problem in exc.problems:
+            log.error("cannot start the TLS listener: %s: %s", problem.file, problem.message)
         await gateway.stop(0)
         return 1
     if worker_id == 0:
         shown = f"[{host}]" if ":" in host else host
+        urls = (
+            []
+            if gateway.tls is not None and gateway.tls.spec.only
+            else [f"http://{shown}:{gateway.port}"]
+        )
+        if gateway.tls is not None:
+            urls.append(f"https://{shown}:{gateway.tls.port}")
         log.info(
-            "propylon listening on http://%s:%d (%d route%s, %d worker%s)",
-            shown,
-            gateway.port,
+            "propylon listening on %s (%d route%s, %d worker%s)",
+            " and ".join(urls),
             len(config.routes),
             "" if len(config.routes) == 1 else "s",
             workers,
@@ -121,9 +150,18 @@ async def _worker_main(
         for line in summary_lines(config):
             log.info("%s", line)
     await stop.wait()
+    loop.remove_signal_handler(signal.SIGHUP)
     log.info("worker %d draining", worker_id)
     await gateway.stop()
     return 0
+
+
+def _reload(gateway: Gateway, worker_id: int) -> None:
+    if gateway.tls is None:
+        if worker_id == 0:
+            log.info("SIGHUP: no TLS listener, nothing to reload")
+        return
+    gateway.tls.reload()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -154,11 +192,19 @@ def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> 
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def on_hangup(_signum: int, _frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
     def spawn(worker_id: int) -> None:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # Until the worker's loop handles it: ignored, not forwarded to the siblings
+            # this copy of ``children`` names.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             _die_with_parent(parent)
             code = 1
             try:
@@ -180,6 +226,7 @@ def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     for worker_id in range(workers):
         spawn(worker_id)
     failures = 0

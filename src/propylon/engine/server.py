@@ -106,6 +106,7 @@ class ClientConnection(Downstream, Client):
         self.gateway = gateway
         self.responder = gateway.responder
         self.scheme = scheme
+        """How the client reached us: ``https`` on the TLS listener (engine/listeners.py)."""
         self.parser = httptools.HttpRequestParser(self)
         # Bound once: looking a method up on an extension object is a measurable part of a
         # request's cost once the rest is compiled, and these run for every request.

@@ -13,7 +13,8 @@ from propylon.policies.forwarding import TrustedProxies
 
 def forwarding_lines(peer: str, port: int, scheme: bytes = b"http") -> bytes:
     """What the gateway states about a client connection, when no trusted proxy spoke for
-    it: computed once per connection, sent with each of its requests."""
+    it: computed once per connection, sent with each of its requests. ``scheme`` is how the
+    client reached the listener (``https`` on the TLS listener)."""
     address = peer.encode("ascii")
     return (
         b"X-Forwarded-For: %s\r\nX-Real-IP: %s\r\nX-Forwarded-Proto: %s\r\n"
@@ -38,10 +39,10 @@ class HeadComposer:
         allow_underscores: bool,
         peer: str,
         local_port: int,
+        scheme: bytes,
         connection_lines: bytes,
         stage_lines: list[bytes],
         request_id_line: bytes,
-        scheme: bytes,
     ) -> bytes:
         lines = [
             request.method + b" " + target + b" HTTP/1.1",
