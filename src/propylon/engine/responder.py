@@ -15,6 +15,8 @@ from propylon.http.request import Request
 from propylon.plane.stage import Reply
 from propylon.policies.request_id import RequestIdPolicy
 
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+"""The interim answer to ``Expect: 100-continue``, sent once the route accepted the request."""
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 _JSON = b"Content-Type: application/json"
 _NO_STORE = b"Cache-Control: no-store"

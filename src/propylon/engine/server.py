@@ -20,7 +20,7 @@ import httptools
 from propylon import errors
 from propylon.engine.client_limits import ClientLimits
 from propylon.engine.exchange import Downstream, Exchange
-from propylon.engine.responder import Responder
+from propylon.engine.responder import CONTINUE, Responder
 from propylon.engine.watchdog import NEVER, Watchdog
 from propylon.http.request import HeaderError, HeaderRules, Request, sort_headers
 from propylon.plane.stage import Client, Reply
@@ -29,7 +29,6 @@ from propylon.upstream.head import forwarding_lines
 
 log = logging.getLogger("propylon.engine")
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Body bytes held for an exchange that has no upstream connection yet (it is connecting, or
 # a JWKS refresh is pending) before reading from the client pauses.
 BUFFER_HIGH_WATER = 256 * 1024
