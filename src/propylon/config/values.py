@@ -152,11 +152,9 @@ def cidr(text: str) -> str:
 
 
 def address_range(text: str) -> AddressRange:
-    """``text`` parsed as an address-list entry (host bits tolerated); ValueError if not."""
-    try:
-        return parse_range(text)
-    except ValueError as exc:
-        raise ValueError(f"not an IP address, network or range: {exc}") from None
+    """``text`` parsed as an address-list entry (host bits tolerated); ValueError, naming
+    the entry and the problem, if not."""
+    return parse_range(text)
 
 
 def http_url(text: str, *, what: str = "URL") -> SplitResult:
