@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from propylon.upstream.pool import UpstreamPool
 from propylon.stats import UpstreamStats
+from propylon.upstream.pool import UpstreamPool
 
 
 @pytest.mark.parametrize(
