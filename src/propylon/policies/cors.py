@@ -23,6 +23,7 @@ VARY_ORIGIN: Final = b"Vary: Origin"
 VARY_PREFLIGHT: Final = (
     b"Vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 )
+ORIGIN_CACHE_SIZE: Final = 256
 _LABEL: Final = rb"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 
 
@@ -59,6 +60,7 @@ class CorsRules:
     """One route's CORS answers."""
 
     __slots__ = (
+        "_actual",
         "allow_headers_line",
         "any_headers",
         "any_methods",
@@ -103,6 +105,7 @@ class CorsRules:
         )
         """The ``Allow`` value for an ``OPTIONS`` request that is not a preflight, when the
         route does not serve ``OPTIONS`` itself."""
+        self._actual: dict[bytes, tuple[bytes, ...]] = {}
 
     @property
     def varies(self) -> bool:
@@ -124,8 +127,13 @@ class CorsRules:
             return b"Access-Control-Allow-Origin: *"
         return b"Access-Control-Allow-Origin: " + origin
 
-    def actual(self, origin: bytes) -> list[bytes]:
-        """Lines for the response to an allowed origin's actual (non-preflight) request."""
+    def actual(self, origin: bytes) -> tuple[bytes, ...]:
+        """Lines for the response to an allowed origin's actual (non-preflight) request,
+        built once per origin (the cache holds only allowed origins, at most
+        ``ORIGIN_CACHE_SIZE`` of them, and starts over when full)."""
+        cached = self._actual.get(origin)
+        if cached is not None:
+            return cached
         lines = [self._allow_origin(origin)]
         if self.credentials:
             lines.append(b"Access-Control-Allow-Credentials: true")
@@ -133,7 +141,11 @@ class CorsRules:
             lines.append(self.expose_line)
         if not self.any_origin:
             lines.append(VARY_ORIGIN)
-        return lines
+        built = tuple(lines)
+        if len(self._actual) >= ORIGIN_CACHE_SIZE:
+            self._actual.clear()
+        self._actual[origin] = built
+        return built
 
     def preflight(
         self, origin: bytes, method: bytes, request_headers: bytes | None
