@@ -289,3 +289,24 @@ def test_native_anonymous_options_needs_auth_to_mean_anything(tmp_path: Path) ->
     )
     assert [r.anonymous_options for r in cfg.routes] == [True, False, False]
     assert any(w.path == "routes[2].anonymous_options" for w in cfg.warnings)
+
+
+def test_explain_shows_ip_rules_cors_and_the_options_rule(tmp_path: Path) -> None:
+    from propylon.explain import explain
+
+    cfg = load_ocelot(
+        tmp_path,
+        [
+            ocelot_route(
+                AuthenticationOptions={"AuthenticationProviderKey": "Bearer"},
+                SecurityOptions={"IPBlockedList": ["10.0.0.0/8"], "IPAllowedList": ["10.1.0.0/16"]},
+                Cors={"AllowedOrigins": ["https://app.example"], "AllowCredentials": True},
+            )
+        ],
+    )
+    text = str(explain(cfg, "OPTIONS", "/a"))
+    assert "ip rules:       allow 10.1.0.0/16; block 10.0.0.0/8 (else 403)" in text
+    assert "cors:           origins https://app.example; with credentials" in text
+    assert "OPTIONS requests skip authentication" in text
+    assert "this OPTIONS request skips it" in text and "answer 401" not in text
+    assert "answer 401" in str(explain(cfg, "GET", "/a"))
