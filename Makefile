@@ -1,7 +1,7 @@
 # propylon: the two commands a new user runs are `make run` and `make test`.
 # Everything they need is installed by the targets below (virtualenv, Python packages, a C
-# compiler for the compiled request path and, for the benchmark smoke test, Debian's nginx
-# and wrk).
+# compiler for the compiled request path, Debian's chromium for the CORS browser test and,
+# for the benchmark smoke test, Debian's nginx and wrk).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -65,6 +65,7 @@ typecheck: $(STAMP)
 
 unit: $(COMPILED_STAMP)
 	@scripts/ensure-compose
+	@scripts/ensure-chromium
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit bench-quick

@@ -26,6 +26,8 @@ COMPILED = [
     "src/propylon/plane/stage.py",
     "src/propylon/plane/chain.py",
     "src/propylon/stages/authn.py",
+    "src/propylon/stages/ip_filter.py",
+    "src/propylon/stages/cors.py",
     # toward the upstreams: connections, pools, request heads
     "src/propylon/upstream/connection.py",
     "src/propylon/upstream/pool.py",
@@ -42,6 +44,8 @@ COMPILED = [
     "src/propylon/policies/identity.py",
     "src/propylon/policies/claim_headers.py",
     "src/propylon/policies/request_id.py",
+    "src/propylon/policies/ip_rules.py",
+    "src/propylon/policies/cors.py",
     "src/propylon/stats/counters.py",
     "src/propylon/stats/histogram.py",
     # authentication: the token cache and, on a miss, parsing and claim checks

@@ -74,10 +74,12 @@ class CountingTransport:
         return False
 
 
-def request(path: bytes, token: str | None = None) -> bytes:
+def request(path: bytes, token: str | None = None, origin: bytes | None = None) -> bytes:
     head = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
     if token is not None:
         head += b"Authorization: Bearer " + token.encode() + b"\r\n"
+    if origin is not None:
+        head += b"Origin: " + origin + b"\r\n"
     return head + b"\r\n"
 
 
@@ -167,6 +169,10 @@ def main() -> None:
         "proxy only": lambda: [request(b"/profiles/12345")],
         # Real clients ask for many ids: each new path is canonicalised and matched again.
         "proxy only, 10,000 paths": lambda: [request(b"/profiles/%d" % i) for i in range(10000)],
+        # The cors stage: Origin matched, Access-Control-* and Vary lines on the response.
+        "proxy + CORS, allowed origin": lambda: [
+            request(b"/cors/profiles/12345", origin=b"https://app.example")
+        ],
         "JWT HS256, cached": lambda: [request(b"/secure/profiles/12345", tokens(1)[0])],
         "JWT HS256, 10,000 tokens (misses)": lambda: [
             request(b"/secure/profiles/12345", t) for t in tokens(10000)

@@ -29,6 +29,8 @@ BAD_REQUEST = ErrorKind(400, 420, "BadRequest", "The request is malformed.")
 BAD_PATH = ErrorKind(400, 420, "BadRequest", "The request path is not acceptable.")
 UNAUTHORIZED = ErrorKind(401, 405, "Unauthorized", "A valid bearer token is required.")
 FORBIDDEN = ErrorKind(403, 409, "Restricted", "The token does not grant access to this route.")
+ADDRESS_REFUSED = ErrorKind(403, 409, "Restricted", "The client address may not use this route.")
+ORIGIN_REFUSED = ErrorKind(403, 409, "Restricted", "The origin may not use this route.")
 ROUTE_NOT_FOUND = ErrorKind(404, 421, "RouteNotFound", "No route matches this request.")
 METHOD_NOT_ALLOWED = ErrorKind(
     405, 422, "MethodNotAllowed", "The route does not accept this method."

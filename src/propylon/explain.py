@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from propylon.config import claim_headers
-from propylon.config.model import GatewayConfig
+from propylon.config.model import GatewayConfig, RouteSpec
 from propylon.config.route_table import describe_auth, describe_methods, seconds
 from propylon.paths import PathRejected, canonicalise
 from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
@@ -90,7 +90,7 @@ def explain(
             )
         )
         return Explanation(tuple(out), matched=False)
-    out.extend(_matched(config, result, path, query, headers))
+    out.extend(_matched(config, result, path, query, headers, method))
     return Explanation(tuple(out), matched=True)
 
 
@@ -100,6 +100,7 @@ def _matched(
     path: str,
     query: str,
     headers: Sequence[tuple[str, str]],
+    method: str = "GET",
 ) -> list[str]:
     spec = match.route.spec
     out = [
@@ -117,11 +118,14 @@ def _matched(
     out.append(_row("downstream", urls[0] + note))
     out.extend(_row("", other) for other in urls[1:])
     out.append(_row("timeout", seconds(spec.timeout)))
+    out.extend(_edge(spec))
     out.append(_row("auth", describe_auth(spec.auth)))
     if spec.identity_claim is not None:
         claim = claim_headers.describe(spec.identity_claim)
         out.append(_row("identity", f"{config.identity_header} from the token's {claim}"))
-    if spec.auth is not None:
+    if spec.auth is not None and spec.anonymous_options and method == "OPTIONS":
+        out.append(_row("", "this OPTIONS request skips it: no token needed, no identity sent"))
+    elif spec.auth is not None:
         has_token = any(
             n.lower() == "authorization" and v.lower().startswith("bearer ") for n, v in headers
         )
@@ -144,6 +148,28 @@ def _matched(
                 f"the client's {config.identity_header!r} header is removed before forwarding",
             )
         )
+    return out
+
+
+def _edge(spec: RouteSpec) -> list[str]:
+    """The route's IP rules and CORS policy, and what they mean for this request."""
+    out: list[str] = []
+    rules = spec.ip_rules
+    if rules:
+        parts = [f"allow {', '.join(rules.allowed)}"] if rules.allowed else []
+        if rules.blocked:
+            parts.append(f"block {', '.join(rules.blocked)}")
+        if rules.exclude_allowed_from_blocked:
+            parts.append("allowed addresses excluded from the block")
+        out.append(_row("ip rules", "; ".join(parts) + " (else 403)"))
+    cors = spec.cors
+    if cors is not None:
+        text = "origins " + ", ".join(cors.origins)
+        if cors.credentials:
+            text += "; with credentials"
+        out.append(_row("cors", text + "; preflights answered by the gateway"))
+    if spec.anonymous_options and spec.auth is not None:
+        out.append(_row("options", "OPTIONS requests skip authentication (sent without identity)"))
     return out
 
 

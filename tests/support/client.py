@@ -62,9 +62,14 @@ async def exchange_raw(
     expect: int = 1,
     timeout: float = 5.0,
     head_only: bool = False,
+    address: str = "127.0.0.1",
+    source: str | None = None,
 ) -> tuple[list[Response], bytes, bool]:
-    """Send ``data``; collect up to ``expect`` responses. Returns (responses, raw, closed)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """Send ``data``; collect up to ``expect`` responses. Returns (responses, raw, closed).
+    ``address``: where the gateway listens; ``source``: the client's own address (any of
+    127.0.0.0/8 works on Linux), for tests that judge clients by address."""
+    local = (source, 0) if source is not None else None
+    reader, writer = await asyncio.open_connection(address, port, local_addr=local)
     collector = _Collector(head_only)
     raw = bytearray()
     closed = False
@@ -117,6 +122,8 @@ async def request(
     *,
     host: str = "gateway.test",
     timeout: float = 5.0,
+    address: str = "127.0.0.1",
+    source: str | None = None,
 ) -> Response:
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
     for k, v in headers or []:
@@ -126,7 +133,12 @@ async def request(
     lines.append("Connection: close")
     data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     responses, _raw, _closed = await exchange_raw(
-        port, data, timeout=timeout, head_only=method == "HEAD"
+        port,
+        data,
+        timeout=timeout,
+        head_only=method == "HEAD",
+        address=address,
+        source=source,
     )
     assert responses, f"no response to {method} {target}"
     return responses[0]

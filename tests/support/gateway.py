@@ -72,9 +72,9 @@ def token(sub: str = "alice", *, ttl: float = 300, key: bytes = SECRET, **claims
 
 
 @asynccontextmanager
-async def running(cfg: GatewayConfig) -> AsyncIterator[Gateway]:
+async def running(cfg: GatewayConfig, host: str = "127.0.0.1") -> AsyncIterator[Gateway]:
     gateway = Gateway(cfg)
-    await gateway.start("127.0.0.1", 0)
+    await gateway.start(host, 0)
     try:
         yield gateway
     finally:

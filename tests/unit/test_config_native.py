@@ -221,9 +221,9 @@ routes: []
         "a hop-by-hop, framing or gateway-owned header",
         "request_id_header: error: not a valid header name (RFC 9110 token): 'Bad Header'",
         "trusted_proxies[0]: error: '10.0.0.1/8' has host bits set; did you mean 10.0.0.0/8?",
-        "trusted_proxies[1]: error: not an IP network in CIDR form: 'nonsense'",
+        "trusted_proxies[1]: error: 'nonsense' is not an IP address, network or range",
         "stats.path: error: must be a plain absolute path such as /stats, got '/a/../stats'",
-        "stats.allow_cidrs[0]: error: not an IP network in CIDR form: '1.2.3.4/33'",
+        "stats.allow_cidrs[0]: error: '1.2.3.4/33': an IPv4 prefix is 0-32, got /33",
         "routes: warning: no routes: every request will be answered 404",
     ]
 

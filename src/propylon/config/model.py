@@ -65,6 +65,46 @@ class ClaimHeader:
 
 
 @dataclass(frozen=True, slots=True)
+class IpRules:
+    """Who may use a route by client address (Ocelot ``SecurityOptions``).
+
+    Entries are addresses, CIDR networks, IPv4 ``address/mask`` networks or ranges
+    (``propylon.http.cidr``). A blocked address is refused (unless
+    ``exclude_allowed_from_blocked`` and it is also allowed); with a non-empty ``allowed``,
+    every address outside it is refused too.
+    """
+
+    allowed: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
+    exclude_allowed_from_blocked: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.allowed or self.blocked)
+
+
+@dataclass(frozen=True, slots=True)
+class CorsPolicy:
+    """Which browser origins may call a route, and what they may send and read.
+
+    ``origins``: exact origins (``https://app.example.com``), patterns whose left-most host
+    labels are ``*`` (``https://*.example.com``), or ``*`` alone (any origin, never with
+    ``credentials``). ``methods`` and ``headers`` may be ``("*",)``: whatever a preflight
+    asks for. ``max_age``: seconds a browser may cache a preflight answer (None: not sent).
+    """
+
+    origins: tuple[str, ...]
+    methods: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+    headers: tuple[str, ...] = ("Authorization", "Content-Type")
+    expose_headers: tuple[str, ...] = ()
+    credentials: bool = False
+    max_age: int | None = None
+    route_methods: frozenset[str] | None = None
+    """The methods the route itself lists, when it lists some and not ``OPTIONS``: the
+    route then matches ``OPTIONS`` only so that preflights reach this policy, and any other
+    ``OPTIONS`` request is answered 405. None: the route serves ``OPTIONS`` itself."""
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSpec:
     """One route, independent of the format it was written in.
 
@@ -117,6 +157,15 @@ class RouteSpec:
     ``ForwardingPolicy.allow_underscores`` says."""
     plugins: tuple[str, ...] = ()
     """Names of ``GatewayConfig.plugins`` this route runs, in order (after authentication)."""
+    ip_rules: IpRules | None = None
+    """Client-address rules of this route (its own, else the file's global ones); None:
+    every address may use it."""
+    cors: CorsPolicy | None = None
+    """Cross-origin rules (its own, else the file's global ones); None: no CORS headers,
+    preflights go upstream like any other request."""
+    anonymous_options: bool = False
+    """``OPTIONS`` requests skip authentication and authorization and go upstream without
+    an identity (Ocelot does this for every route; a native route only when it says so)."""
 
     @property
     def label(self) -> str:

@@ -13,9 +13,12 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from propylon.config import claim_headers, near_miss, templates, values
+from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
-from propylon.config.model import IDENTITY_HEADER, ClaimHeader, RouteSpec
+from propylon.config.ip_rules import effective
+from propylon.config.model import IDENTITY_HEADER, ClaimHeader, CorsPolicy, IpRules, RouteSpec
+from propylon.config.native_access import OFF, read_cors, read_ip_rules
 from propylon.config.native_settings import (
     AuthSection,
     Strict,
@@ -43,6 +46,8 @@ TOP_LEVEL = (
     "tls",
     "auth_providers",
     "plugins",
+    "ip_rules",
+    "cors",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -77,6 +82,9 @@ class _Route(Strict):
     claim_headers: dict[str, str] = {}
     allow_underscores: bool | None = None
     plugins: StrList = []
+    ip_rules: object = None
+    cors: object = None
+    anonymous_options: bool = False
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -99,7 +107,10 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     forwarding = read_forwarding(data.get("forwarding"), diag)
     plugins = read_plugins(data.get("plugins"), diag)
     tls = read_tls(data.get("tls"), diag, base_dir)
-    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
+    glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
+    glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
+    defaults = _Defaults(glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None)
+    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header, defaults)
     _check_plugin_names(data.get("routes"), data.get("plugins"), diag)
     raw_providers = data.get("auth_providers")
     attempted = (
@@ -188,8 +199,22 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
     return top.model_copy(update={"trusted_proxies": proxies})
 
 
+class _Defaults:
+    """What the top level gives every route that does not say otherwise."""
+
+    __slots__ = ("cors", "ip_rules")
+
+    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None) -> None:
+        self.ip_rules = ip_rules
+        self.cors = cors
+
+
 def _read_routes(
-    raw: object, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
+    raw: object,
+    diag: Diagnostics,
+    refs: list[ProviderRef],
+    identity_header: str,
+    defaults: _Defaults,
 ) -> tuple[RouteSpec, ...]:
     if raw is None:
         diag.warning(("routes",), "no routes: every request will be answered 404")
@@ -214,14 +239,19 @@ def _read_routes(
                     (*loc, "name"), f"name {route.name!r} is already used by {names[route.name]}"
                 )
             names.setdefault(route.name, diag.path(loc))
-        spec = _compile(route, loc, diag, refs, identity_header)
+        spec = _compile(route, loc, diag, refs, identity_header, defaults)
         if spec is not None:
             routes.append(spec)
     return tuple(routes)
 
 
 def _compile(
-    route: _Route, loc: Loc, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
+    route: _Route,
+    loc: Loc,
+    diag: Diagnostics,
+    refs: list[ProviderRef],
+    identity_header: str,
+    defaults: _Defaults,
 ) -> RouteSpec | None:
     errors = len(diag.problems)
     upstream, captured, is_regex = _upstream(route, loc, diag)
@@ -273,6 +303,16 @@ def _compile(
     if found and auth is None:
         diag.error((*loc, "claim_headers"), "headers from claims need `auth` on the route")
     identity_claim, from_claims = claim_headers.assign(found, identity_header, diag)
+    ip_rules = effective(read_ip_rules(route.ip_rules, (*loc, "ip_rules"), diag), defaults.ip_rules)
+    own_cors = read_cors(route.cors, (*loc, "cors"), diag, route=True)
+    cors = defaults.cors if own_cors is None else (None if own_cors is OFF else own_cors)
+    methods_served, cors_policy = attach(
+        frozenset(methods), cors if isinstance(cors, CorsPolicy) else None
+    )
+    if route.anonymous_options and auth is None:
+        diag.warning(
+            (*loc, "anonymous_options"), "has no effect on a route without auth (it is public)"
+        )
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -282,7 +322,7 @@ def _compile(
         source=diag.path(loc),
         upstream_path=upstream,
         downstream_hosts=tuple(hosts),
-        methods=frozenset(methods),
+        methods=methods_served,
         path_is_regex=is_regex,
         upstream_host=upstream_host,
         case_sensitive=route.case_sensitive,
@@ -297,6 +337,9 @@ def _compile(
         identity_claim=identity_claim,
         allow_underscores=route.allow_underscores,
         plugins=tuple(route.plugins),
+        ip_rules=ip_rules,
+        cors=cors_policy,
+        anonymous_options=route.anonymous_options and auth is not None,
     )
 
 

@@ -15,6 +15,9 @@ names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's docume
   the identity header's name (``User``) it chooses the claim sent as the identity instead.
 - Several ``DownstreamHostAndPorts`` are used round robin; ``LoadBalancerOptions.Type``
   ``NoLoadBalancer`` uses only the first, as Ocelot does.
+- ``SecurityOptions`` (route, else global) become the route's IP rules; ``Cors`` (route,
+  else global) is propylon's extension (``ocelot_access``). Every ``OPTIONS`` request skips
+  authentication and authorization, as Ocelot's middlewares do (``anonymous_options``).
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from propylon.config import claim_headers, templates, values
+from propylon.config import claim_headers, ocelot_access, templates, values
+from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
+from propylon.config.ip_rules import effective
 from propylon.config.model import (
     IDENTITY_HEADER,
     AuthRequirement,
     ClaimHeader,
+    CorsPolicy,
     DownstreamHost,
+    IpRules,
     RouteSpec,
 )
 from propylon.config.ocelot_keys import FILE, normalise
@@ -53,6 +60,11 @@ def read_ocelot(document: Document) -> ReadResult:
         return ReadResult((), tuple(diag.problems))
     data = normalise(document.data, FILE, (), spelling, diag)
     glob = _read_global(data.get("GlobalConfiguration"), diag)
+    at = ("GlobalConfiguration",)
+    defaults = (
+        ocelot_access.security_options(glob.SecurityOptions, at, diag),
+        ocelot_access.cors(glob.Cors, at, diag),
+    )
     raw_routes = data.get("Routes")
     if raw_routes is None:
         diag.error(("Routes",), "required key is missing (no routes defined)")
@@ -72,7 +84,7 @@ def read_ocelot(document: Document) -> ReadResult:
         except ValidationError as exc:
             diag.validation(exc, loc)
             continue
-        spec = _compile_route(route, loc, glob, diag, refs)
+        spec = _compile_route(route, loc, glob, diag, refs, defaults)
         if route.RequestIdKey:
             request_ids.append(((*loc, "RequestIdKey"), route.RequestIdKey))
         if spec is not None:
@@ -148,6 +160,7 @@ def _compile_route(
     glob: GlobalConfiguration,
     diag: Diagnostics,
     refs: list[ProviderRef],
+    defaults: tuple[IpRules | None, CorsPolicy | None],
 ) -> RouteSpec | None:
     errors_before = sum(p.severity == "error" for p in diag.problems)
     upstream = route.UpstreamPathTemplate
@@ -190,13 +203,18 @@ def _compile_route(
                 f"ignored: a catch-all {upstream!r} always has priority 0, as in Ocelot",
             )
         priority = 0
+    ip_rules = effective(
+        ocelot_access.security_options(route.SecurityOptions, loc, diag), defaults[0]
+    )
+    own_cors = ocelot_access.cors(route.Cors, loc, diag)
+    served, cors = attach(frozenset(methods), own_cors if route.Cors is not None else defaults[1])
     if sum(p.severity == "error" for p in diag.problems) > errors_before:
         return None
     return RouteSpec(
         source=diag.path(loc),
         upstream_path=upstream,
         downstream_hosts=hosts,
-        methods=frozenset(methods),
+        methods=served,
         upstream_host=upstream_host,
         case_sensitive=route.RouteIsCaseSensitive,
         priority=priority,
@@ -207,6 +225,11 @@ def _compile_route(
         name=route.Key.strip() if route.Key and route.Key.strip() else None,
         claim_headers=from_claims,
         identity_claim=identity_claim,
+        ip_rules=ip_rules,
+        cors=cors,
+        # Ocelot's AuthenticationMiddleware and AuthorizationMiddleware let every OPTIONS
+        # request through (its issue 633: CORS preflights carry no token).
+        anonymous_options=auth is not None,
     )
 
 

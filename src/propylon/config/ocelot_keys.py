@@ -14,7 +14,7 @@ it resembles a key that protects or limits a route (``PROTECTIVE``), or is such 
 wrong object (``AllowedScopes`` beside ``AuthenticationOptions`` instead of inside it): then
 it is an error, because as written the route would be served as if the key were absent,
 which for ``AuthenticationOptions`` means public. The contents of the unimplemented
-``SecurityOptions`` and ``RateLimitOptions`` are searched for such near misses too.
+``RateLimitOptions`` are searched for such near misses too.
 """
 
 from __future__ import annotations
@@ -64,8 +64,19 @@ AUTHENTICATION = Keys(
 )
 
 SECURITY_OPTIONS = Keys(
-    supported={},
-    unimplemented=frozenset({"IPAllowedList", "IPBlockedList", "ExcludeAllowedFromBlocked"}),
+    supported={"IPAllowedList": None, "IPBlockedList": None, "ExcludeAllowedFromBlocked": None},
+)
+
+CORS = Keys(
+    # propylon's extension (Ocelot's binder ignores it): see docs/configuration.md
+    supported={
+        "AllowedOrigins": None,
+        "AllowedMethods": None,
+        "AllowedHeaders": None,
+        "ExposedHeaders": None,
+        "AllowCredentials": None,
+        "MaxAge": None,
+    },
 )
 
 RATE_LIMIT = Keys(
@@ -130,7 +141,6 @@ _ROUTE_UNIMPLEMENTED = frozenset(
         "HttpHandlerOptions",
         "Metadata",
         "RateLimitOptions",
-        "SecurityOptions",
         "ServiceName",
         "ServiceNamespace",
         "UpstreamHeaderTemplates",
@@ -158,10 +168,12 @@ ROUTE = Keys(
         "QoSOptions": QOS,
         "LoadBalancerOptions": LOAD_BALANCER,
         "LoadBalancer": None,
+        "SecurityOptions": SECURITY_OPTIONS,
+        "Cors": CORS,
     },
     unimplemented=_ROUTE_UNIMPLEMENTED,
     aliases={"rerouteiscasesensitive": "RouteIsCaseSensitive"},
-    inspected={"SecurityOptions": SECURITY_OPTIONS, "RateLimitOptions": RATE_LIMIT},
+    inspected={"RateLimitOptions": RATE_LIMIT},
     hints={
         "dangerousacceptanyservercertificatevalidator": NOT_IMPLEMENTED
         + ": upstream TLS certificates are always verified",
@@ -180,6 +192,8 @@ GLOBAL = Keys(
         "DownstreamScheme": None,
         "Timeout": None,
         "LoadBalancerOptions": LOAD_BALANCER,
+        "SecurityOptions": SECURITY_OPTIONS,
+        "Cors": CORS,
     },
     unimplemented=frozenset(
         {
@@ -192,14 +206,13 @@ GLOBAL = Keys(
             "CacheOptions",
             "Metadata",
             "MetadataOptions",
-            "SecurityOptions",
             "UpstreamHeaderTransform",
             "DownstreamHeaderTransform",
             "ConnectionClose",
             "AuthenticationOptions",
         }
     ),
-    inspected={"SecurityOptions": SECURITY_OPTIONS, "RateLimitOptions": RATE_LIMIT},
+    inspected={"RateLimitOptions": RATE_LIMIT},
 )
 
 FILE = Keys(

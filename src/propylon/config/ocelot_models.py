@@ -45,6 +45,24 @@ class LoadBalancerModel(_Model):
     Type: str | None = None
 
 
+class SecurityOptionsModel(_Model):
+    IPAllowedList: list[str] = []
+    IPBlockedList: list[str] = []
+    ExcludeAllowedFromBlocked: bool = False
+
+
+class CorsModel(_Model):
+    """propylon's extension: Ocelot has no CORS keys (ASP.NET's middleware does it there),
+    and its binder ignores this object, so a file with it still runs under Ocelot."""
+
+    AllowedOrigins: list[str] = []
+    AllowedMethods: list[str] | None = None
+    AllowedHeaders: list[str] | None = None
+    ExposedHeaders: list[str] = []
+    AllowCredentials: bool = False
+    MaxAge: Int | None = None
+
+
 class OcelotRoute(_Model):
     UpstreamPathTemplate: str
     UpstreamHttpMethod: list[str] = []
@@ -63,6 +81,8 @@ class OcelotRoute(_Model):
     QoSOptions: QoSModel | None = None
     LoadBalancerOptions: LoadBalancerModel | None = None
     LoadBalancer: str | None = None
+    SecurityOptions: SecurityOptionsModel | None = None
+    Cors: CorsModel | None = None
 
 
 class GlobalConfiguration(_Model):
@@ -71,3 +91,5 @@ class GlobalConfiguration(_Model):
     DownstreamScheme: str | None = None
     Timeout: Int | None = None
     LoadBalancerOptions: LoadBalancerModel | None = None
+    SecurityOptions: SecurityOptionsModel | None = None
+    Cors: CorsModel | None = None

@@ -11,6 +11,7 @@ import re
 from urllib.parse import SplitResult, urlsplit
 
 from propylon.config.model import DownstreamHost
+from propylon.http.cidr import AddressRange, parse_range
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 """Methods a route may name. TRACE and CONNECT are refused: a gateway has no business
@@ -140,14 +141,20 @@ def identity_header(text: str) -> str:
 
 
 def cidr(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text.strip(), strict=True))
-    except ValueError as exc:
-        try:
-            loose = ipaddress.ip_network(text.strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"not an IP network in CIDR form: {text!r}") from exc
-        raise ValueError(f"{text!r} has host bits set; did you mean {loose}?") from exc
+    """An entry of an address list (``trusted_proxies``, ``stats.allow_cidrs``, IP rules):
+    an address, a CIDR network, an IPv4 ``address/mask`` or a range, read by the same
+    parser that judges clients (``http.cidr``). A network with host bits set is refused:
+    ``10.0.0.1/8`` is most likely a typo for an address or for ``10.0.0.0/8``."""
+    span = address_range(text)
+    if span.host_bits:
+        raise ValueError(f"{text.strip()!r} has host bits set; did you mean {span}?")
+    return str(span)
+
+
+def address_range(text: str) -> AddressRange:
+    """``text`` parsed as an address-list entry (host bits tolerated); ValueError, naming
+    the entry and the problem, if not."""
+    return parse_range(text)
 
 
 def http_url(text: str, *, what: str = "URL") -> SplitResult:

@@ -34,7 +34,7 @@ from propylon.http.request import HeaderRules, Request
 from propylon.paths import PathRejected, canonicalise
 from propylon.plane.build import Site, route_stages
 from propylon.plane.chain import Chain, Ending
-from propylon.plane.stage import ClientAddressing, Flow, RequestStage
+from propylon.plane.stage import Flow, RequestStage
 from propylon.policies.claim_headers import stripped_names
 from propylon.policies.forwarding import TrustedProxies
 from propylon.policies.identity import IdentityHeader
@@ -73,7 +73,7 @@ class Routed:
         self.target: Final = target
 
 
-class Gateway(Handler, Ending, ClientAddressing):
+class Gateway(Handler, Ending):
     def __init__(
         self,
         config: GatewayConfig,

@@ -23,7 +23,7 @@ from propylon.engine.exchange import Downstream, Exchange
 from propylon.engine.responder import CONTINUE, Responder
 from propylon.engine.watchdog import NEVER, Watchdog
 from propylon.http.request import HeaderError, HeaderRules, Request, sort_headers
-from propylon.plane.stage import Client, Reply
+from propylon.plane.stage import Reply
 from propylon.stats import GatewayStats
 from propylon.upstream.head import forwarding_lines
 
@@ -61,7 +61,7 @@ class _Reject(Exception):
     """Raised inside a parser callback to stop parsing; the kind is kept on the protocol."""
 
 
-class ClientConnection(Downstream, Client):
+class ClientConnection(Downstream):
     PAUSE_PIPELINE = 1
     PAUSE_UPSTREAM = 2
     PAUSE_BUFFER = 4

@@ -8,7 +8,8 @@ proxied route runs no stage at all. The order is fixed by phase, the same for ev
 2. ``cors``        preflight answered; response headers for the origin    before auth
 3. ``rate_limit``  Ocelot ``RateLimitOptions`` (keyed by a client header)  before auth, as
                                                                           in Ocelot
-4. ``authenticate`` bearer token -> principal (401); may wait for JWKS keys
+4. ``authenticate`` bearer token -> principal (401); may wait for JWKS keys; an ``OPTIONS``
+                   request skips 4, 5 and 7 on a route with ``anonymous_options``
 5. ``authorize``   scopes, claims (403)
 6. ``rate_limit``  native limits (may be keyed by the verified identity)   after auth
 7. ``identify``    identity header, claim headers
@@ -30,8 +31,12 @@ from propylon.config.plugin_specs import plugin_class
 from propylon.plane.stage import RequestStage
 from propylon.plugins import Plugin
 from propylon.policies.claim_headers import ClaimHeaders, stripped_names
+from propylon.policies.cors import CorsRules
 from propylon.policies.identity import IdentityHeader
+from propylon.policies.ip_rules import IpPolicy
 from propylon.stages.authn import Authenticate, Authorize, Identify
+from propylon.stages.cors import Cors
+from propylon.stages.ip_filter import IpFilter
 from propylon.stages.plugin import PluginStage
 
 
@@ -87,13 +92,23 @@ class Site:
 def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
     """The request stages of one route, in phase order (see the module docstring)."""
     stages: list[RequestStage] = []
+    if spec.ip_rules:
+        stages.append(IpFilter(IpPolicy(spec.ip_rules)))
+    if spec.cors is not None:
+        stages.append(Cors(CorsRules(spec.cors)))
     auth = spec.auth
     if auth is not None:
-        stages.append(Authenticate(site.authenticator, auth))
+        options = spec.anonymous_options
+        stages.append(Authenticate(site.authenticator, auth, anonymous_options=options))
         if auth.allowed_scopes or auth.required_claims:
-            stages.append(Authorize(auth))
+            stages.append(Authorize(auth, anonymous_options=options))
         stages.append(
-            Identify(site.identity, spec.identity_claim, ClaimHeaders(spec.claim_headers))
+            Identify(
+                site.identity,
+                spec.identity_claim,
+                ClaimHeaders(spec.claim_headers),
+                anonymous_options=options,
+            )
         )
     for name in spec.plugins:
         stages.append(site.plugin_stage(name, spec.label))

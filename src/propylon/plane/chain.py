@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mypy_extensions import trait
 
-from propylon.plane.stage import CONTINUE, PENDING, Flow, RequestStage, Resumer
+from propylon.plane.stage import CONTINUE, PENDING, Flow, RequestStage
 
 
 @trait
@@ -26,8 +26,9 @@ class Ending:
         raise NotImplementedError
 
 
-class Chain(Resumer):
-    """The request stages of one route and where its requests end; immutable once built."""
+class Chain:
+    """The request stages of one route and where its requests end; immutable once built.
+    It is the ``Resumer`` of its flows."""
 
     __slots__ = ("ending", "names", "stages")
 

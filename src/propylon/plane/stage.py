@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from mypy_extensions import mypyc_attr, trait
+from mypy_extensions import mypyc_attr
 
 from propylon import errors
 
@@ -42,10 +42,11 @@ PENDING: Final = 2
 NO_HEADERS: tuple[tuple[str, str], ...] = ()
 
 
-@trait
-class Client:
+class Client(Protocol):
     """What stages may know of the client connection a request came on (the engine's
-    connection implements it; the plane never imports the engine)."""
+    connection has these; the plane never imports the engine). A typing Protocol, not a
+    mypyc trait: only stages that need the client read it, and interpreted classes (test
+    doubles, plugins' own tests) cannot implement a compiled trait."""
 
     peer: str
     """The TCP peer's address (a trusted proxy's, when one sits in front)."""
@@ -58,16 +59,14 @@ class Client:
         raise NotImplementedError
 
 
-@trait
-class Resumer:
+class Resumer(Protocol):
     """Where a flow goes once a stage's asynchronous work ended: the chain runner."""
 
     def resume(self, flow: Flow, outcome: int) -> None:
         raise NotImplementedError
 
 
-@trait
-class ClientAddressing:
+class ClientAddressing(Protocol):
     """How the client's address is found: the peer, or ``X-Forwarded-For`` read through the
     configured trusted proxies only (``policies.forwarding.TrustedProxies``)."""
 
