@@ -7,6 +7,7 @@ format is ours, and a misspelt ``auth`` must not quietly leave a route public.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,8 @@ from pydantic import Field, ValidationError
 from propylon.config import claim_headers, near_miss, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
-from propylon.config.model import IDENTITY_HEADER, ClaimHeader, RouteSpec
+from propylon.config.model import IDENTITY_HEADER, ClaimHeader, RateLimitPolicy, RouteSpec
+from propylon.config.native_rate_limits import read_rate_limits, read_state
 from propylon.config.native_settings import (
     AuthSection,
     Strict,
@@ -39,6 +41,8 @@ TOP_LEVEL = (
     "stats",
     "forwarding",
     "auth_providers",
+    "state",
+    "rate_limits",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -72,6 +76,8 @@ class _Route(Strict):
     auth: AuthSection | None = None
     claim_headers: dict[str, str] = {}
     allow_underscores: bool | None = None
+    # Checked by native_rate_limits, which names every problem with its key path.
+    rate_limits: Any = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -92,7 +98,11 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     limits = read_limits(data.get("limits"), diag)
     stats = read_stats(data.get("stats"), diag, refs)
     forwarding = read_forwarding(data.get("forwarding"), diag)
-    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
+    state = read_state(data.get("state"), diag, env)
+    defaults = read_rate_limits(data.get("rate_limits"), ("rate_limits",), diag, per_route=False)
+    inherits: set[str] = set()
+    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header, inherits)
+    routes = _apply_default_limits(routes, inherits, defaults or (), diag)
     raw_providers = data.get("auth_providers")
     attempted = (
         frozenset(str(name) for name in raw_providers)
@@ -112,7 +122,38 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         limits=limits,
         stats=stats,
         forwarding=forwarding,
+        state=state,
     )
+
+
+def _needs_identity(policy: RateLimitPolicy) -> bool:
+    return any(part.kind in ("sub", "claim") for part in policy.key)
+
+
+def _apply_default_limits(
+    routes: tuple[RouteSpec, ...],
+    inherits: set[str],
+    defaults: tuple[RateLimitPolicy, ...],
+    diag: Diagnostics,
+) -> tuple[RouteSpec, ...]:
+    """Routes without ``rate_limits`` of their own (``inherits``) get the gateway-wide ones."""
+    if not defaults:
+        return routes
+    out: list[RouteSpec] = []
+    for route in routes:
+        if route.source not in inherits:
+            out.append(route)
+            continue
+        for policy in defaults:
+            if _needs_identity(policy) and route.auth is None:
+                diag.error(
+                    ("rate_limits",),
+                    f"{policy.source} is keyed by the caller's identity, but {route.source} "
+                    f"({route.label}) has no auth: give that route rate_limits of its own "
+                    "([] for none)",
+                )
+        out.append(replace(route, rate_limits=defaults))
+    return tuple(out)
 
 
 def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
@@ -157,7 +198,11 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
 
 
 def _read_routes(
-    raw: object, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
+    raw: object,
+    diag: Diagnostics,
+    refs: list[ProviderRef],
+    identity_header: str,
+    inherits: set[str],
 ) -> tuple[RouteSpec, ...]:
     if raw is None:
         diag.warning(("routes",), "no routes: every request will be answered 404")
@@ -185,6 +230,8 @@ def _read_routes(
         spec = _compile(route, loc, diag, refs, identity_header)
         if spec is not None:
             routes.append(spec)
+            if route.rate_limits is None:
+                inherits.add(spec.source)
     return tuple(routes)
 
 
@@ -241,6 +288,14 @@ def _compile(
     if found and auth is None:
         diag.error((*loc, "claim_headers"), "headers from claims need `auth` on the route")
     identity_claim, from_claims = claim_headers.assign(found, identity_header, diag)
+    at = (*loc, "rate_limits")
+    limits = read_rate_limits(route.rate_limits, at, diag, per_route=True) or ()
+    for index, policy in enumerate(limits):
+        if _needs_identity(policy) and auth is None:
+            diag.error(
+                (*at, index, "key"),
+                "sub and claim:<name> need the caller's identity: give the route `auth`",
+            )
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -264,6 +319,7 @@ def _compile(
         claim_headers=from_claims,
         identity_claim=identity_claim,
         allow_underscores=route.allow_underscores,
+        rate_limits=limits,
     )
 
 

@@ -15,6 +15,7 @@ names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's docume
   the identity header's name (``User``) it chooses the claim sent as the identity instead.
 - Several ``DownstreamHostAndPorts`` are used round robin; ``LoadBalancerOptions.Type``
   ``NoLoadBalancer`` uses only the first, as Ocelot does.
+- ``RateLimitOptions``, route and global, merge as in Ocelot 25 (``ocelot_rate_limit``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from propylon.config import claim_headers, templates, values
+from propylon.config import claim_headers, ocelot_rate_limit, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
 from propylon.config.model import (
@@ -32,6 +33,7 @@ from propylon.config.model import (
     AuthRequirement,
     ClaimHeader,
     DownstreamHost,
+    OcelotRateLimit,
     RouteSpec,
 )
 from propylon.config.ocelot_keys import FILE, normalise
@@ -65,6 +67,7 @@ def read_ocelot(document: Document) -> ReadResult:
     routes: list[RouteSpec] = []
     refs: list[ProviderRef] = []
     request_ids: list[tuple[Loc, str]] = []
+    from_global: list[tuple[str, OcelotRateLimit]] = []
     for index, raw in enumerate(raw_routes):
         loc: Loc = ("Routes", index)
         try:
@@ -77,6 +80,9 @@ def read_ocelot(document: Document) -> ReadResult:
             request_ids.append(((*loc, "RequestIdKey"), route.RequestIdKey))
         if spec is not None:
             routes.append(spec)
+            if spec.ocelot_rate_limit is not None and route.RateLimitOptions is None:
+                from_global.append((spec.source, spec.ocelot_rate_limit))
+    ocelot_rate_limit.trap_warning(from_global, diag)
     base_url = _base_url(glob, diag)
     request_id_header = _request_id_header(glob, request_ids, diag)
     return ReadResult(
@@ -182,6 +188,9 @@ def _compile_route(
         except ValueError as exc:
             diag.error((*loc, "UpstreamHost"), str(exc))
     timeout = _timeout(route, loc, glob, diag)
+    rate_limit = ocelot_rate_limit.effective(
+        route.RateLimitOptions, route.Key, loc, glob.RateLimitOptions, diag
+    )
     priority = route.Priority if route.Priority is not None else 1
     if templates.is_catch_all(upstream):
         if route.Priority not in (None, 0):
@@ -207,6 +216,7 @@ def _compile_route(
         name=route.Key.strip() if route.Key and route.Key.strip() else None,
         claim_headers=from_claims,
         identity_claim=identity_claim,
+        ocelot_rate_limit=rate_limit,
     )
 
 

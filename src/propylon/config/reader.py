@@ -12,6 +12,7 @@ from propylon.config.model import (
     Limits,
     Problem,
     RouteSpec,
+    StateSpec,
     StatsAccess,
 )
 
@@ -45,3 +46,4 @@ class ReadResult:
     limits: Limits | None = None
     stats: StatsAccess | None = None
     forwarding: ForwardingPolicy | None = None
+    state: StateSpec | None = None

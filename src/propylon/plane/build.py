@@ -30,6 +30,8 @@ from propylon.plane.stage import RequestStage
 from propylon.policies.claim_headers import ClaimHeaders
 from propylon.policies.identity import IdentityHeader
 from propylon.stages.authn import Authenticate, Authorize, Identify
+from propylon.stages.rate_limit import NativeLimiter, OcelotLimiter
+from propylon.state import StateStore, open_store
 
 
 class Site:
@@ -54,16 +56,33 @@ class Site:
         self.workers = workers
         self.run_dir = run_dir
         self.loop = asyncio.get_running_loop()
+        self._state: StateStore | None = None
+
+    @property
+    def state(self) -> StateStore:
+        """The worker's state store (rate-limit counters), opened when a route first needs
+        it: a config without rate limits maps no table and opens no Redis connection."""
+        store = self._state
+        if store is None:
+            store = self._state = open_store(
+                self.config.state, workers=self.workers, run_dir=self.run_dir
+            )
+        return store
 
 
 def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
     """The request stages of one route, in phase order (see the module docstring)."""
     stages: list[RequestStage] = []
+    if spec.ocelot_rate_limit is not None:
+        stages.append(OcelotLimiter(spec.ocelot_rate_limit, spec, site.state))
     auth = spec.auth
     if auth is not None:
         stages.append(Authenticate(site.authenticator, auth))
         if auth.allowed_scopes or auth.required_claims:
             stages.append(Authorize(auth))
+    if spec.rate_limits:
+        stages.append(NativeLimiter(spec.rate_limits, spec, site.state))
+    if auth is not None:
         stages.append(
             Identify(site.identity, spec.identity_claim, ClaimHeaders(spec.claim_headers))
         )
