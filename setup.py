@@ -17,12 +17,21 @@ COMPILED = [
     # engine: the protocols on both sides, the exchange between them, per-request decisions
     "src/propylon/engine/server.py",
     "src/propylon/engine/exchange.py",
-    "src/propylon/engine/upstream.py",
-    "src/propylon/http/request.py",
     "src/propylon/engine/gateway.py",
     "src/propylon/engine/watchdog.py",
-    "src/propylon/pipeline.py",
-    # HTTP rules every request meets: the Host check, client-address sets
+    "src/propylon/engine/client_limits.py",
+    "src/propylon/engine/responder.py",
+    "src/propylon/engine/route_plan.py",
+    # the chain: stage contract, the run loop, and the stages of authenticated routes
+    "src/propylon/plane/stage.py",
+    "src/propylon/plane/chain.py",
+    "src/propylon/stages/authn.py",
+    # toward the upstreams: connections, pools, request heads
+    "src/propylon/upstream/connection.py",
+    "src/propylon/upstream/pool.py",
+    "src/propylon/upstream/head.py",
+    # HTTP rules every request meets: the head, the Host check, client-address sets
+    "src/propylon/http/request.py",
     "src/propylon/http/host.py",
     "src/propylon/http/cidr.py",
     # a new request target (a decision-cache miss): canonicalise, match, build the target

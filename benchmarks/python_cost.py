@@ -39,7 +39,7 @@ from propylon.compilation import describe
 from propylon.config.loader import load_config
 from propylon.engine.gateway import Gateway
 from propylon.engine.server import ClientConnection
-from propylon.engine.upstream import UpstreamConnection
+from propylon.upstream.connection import UpstreamConnection
 
 ROUTES = Path(__file__).resolve().parent / "routes.ocelot.json"
 SECRET = "python-cost-secret-0123456789abcdef"

@@ -1,4 +1,5 @@
-"""Gateway-made errors and the one place they become HTTP responses.
+"""Gateway-made errors: the kinds, and their JSON envelope (``engine/responder.py`` writes
+them as HTTP responses).
 
 Bodies use the response envelope of the second seed (``{code, codemessage, message}``), with
 ``code`` from the code table the gateway and the services share (docs/error-codes.md); the
@@ -8,9 +9,7 @@ host, port or path of the deployment ever reaches a client.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from http import HTTPStatus
 
 import orjson
 
@@ -81,24 +80,3 @@ def envelope(code: int, codemessage: str, message: str, data: object = None) -> 
     if data is not None:
         body["data"] = data
     return orjson.dumps(body)
-
-
-def render_response(
-    kind: ErrorKind,
-    *,
-    keep_alive: bool,
-    extra_headers: Iterable[tuple[str, str]] = (),
-    head_only: bool = False,
-) -> bytes:
-    """A complete HTTP/1.1 response for ``kind``, ready to write to a client transport."""
-    body = envelope(kind.code, kind.codemessage, kind.message)
-    reason = HTTPStatus(kind.status).phrase
-    lines = [
-        f"HTTP/1.1 {kind.status} {reason}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Connection: keep-alive" if keep_alive else "Connection: close",
-    ]
-    lines.extend(f"{name}: {value}" for name, value in extra_headers)
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from propylon.engine.upstream import UpstreamPool
+from propylon.upstream.pool import UpstreamPool
 from propylon.stats import UpstreamStats
 
 

@@ -12,20 +12,23 @@ truncated body is never passed off as a whole one.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
 import ssl
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
 
 from propylon import errors
+from propylon.engine.client_limits import ClientLimits
+from propylon.engine.fault_log import FaultLog
+from propylon.engine.route_plan import RoutePlan
+from propylon.engine.watchdog import Watchdog
 from propylon.http.request import Request
-from propylon.engine.upstream import UpstreamConnection, UpstreamPool
+from propylon.plane.stage import Flow
 from propylon.policies.forwarding import RESPONSE_REWRITTEN, connection_tokens
-
-if TYPE_CHECKING:
-    from propylon.engine.server import ClientConnection
-    from propylon.pipeline import RoutePlan
+from propylon.upstream.connection import ResponseSink, UpstreamConnection
+from propylon.upstream.pool import UpstreamPool
 
 # RFC 9110 s.9.2.2: only these may be sent again after a connection failed mid-request.
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
@@ -37,7 +40,79 @@ _PLAIN_CONNECTION = frozenset(
 )  # nginx's convention for "client closed the connection first"
 
 
-class Exchange:
+class Downstream:
+    """What an exchange needs of its client connection (the server's protocol implements
+    it; this module never imports the server). A native base class, not a trait: compiled
+    calls through it are a vtable index, and every proxied request makes several."""
+
+    __slots__ = ("clock", "limits", "loop")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        limits: ClientLimits,
+        clock: Callable[[], float],
+    ) -> None:
+        self.loop = loop
+        self.limits = limits
+        self.clock = clock
+
+    @property
+    def draining(self) -> bool:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def cork(self) -> None:
+        raise NotImplementedError
+
+    def uncork(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def send_error(
+        self,
+        kind: errors.ErrorKind,
+        request: Request | None,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        close: bool = False,
+        stage_lines: list[bytes] | None = None,
+    ) -> bool:
+        """Answer with ``kind``'s envelope; returns whether the connection may be kept."""
+        raise NotImplementedError
+
+    def exchange_finished(self, exchange: Exchange | None, keep_alive: bool) -> None:
+        raise NotImplementedError
+
+    def pause_for_upstream(self) -> None:
+        raise NotImplementedError
+
+    def resume_for_upstream(self) -> None:
+        raise NotImplementedError
+
+    def body_buffered(self, size: int) -> None:
+        raise NotImplementedError
+
+    def body_flushed(self) -> None:
+        raise NotImplementedError
+
+
+class ExchangeContext:
+    """What every exchange of one worker shares: built once by the gateway."""
+
+    __slots__ = ("fault_log", "request_id_lower", "watchdog")
+
+    def __init__(self, watchdog: Watchdog, fault_log: FaultLog, request_id_lower: bytes) -> None:
+        self.watchdog = watchdog
+        self.fault_log = fault_log
+        self.request_id_lower = request_id_lower
+
+
+class Exchange(ResponseSink):
     __slots__ = (
         "_last_activity",
         "_retried",
@@ -48,8 +123,10 @@ class Exchange:
         "bytes_out",
         "chunked_out",
         "client",
+        "context",
         "deadline",
         "done",
+        "flow",
         "head",
         "keep_alive",
         "loop",
@@ -66,16 +143,20 @@ class Exchange:
 
     def __init__(
         self,
-        client: ClientConnection,
-        request: Request,
+        client: Downstream,
+        flow: Flow,
         plan: RoutePlan,
         pool: UpstreamPool,
         head: bytes,
         request_id_line: bytes,
         started: float,
+        context: ExchangeContext,
     ) -> None:
         self.client = client
+        self.flow = flow
+        request = flow.request
         self.request = request
+        self.context = context
         self.plan = plan
         self.pool = pool
         self.head = head
@@ -97,7 +178,7 @@ class Exchange:
         self._retried = False
         self._timeout = plan.timeout
         self._last_activity = started
-        self.watchdog = client.gateway.watchdog
+        self.watchdog = context.watchdog
         self.deadline = started + self._timeout
         if not request.complete:
             self.deadline = min(self.deadline, self._next_body_check(started))
@@ -204,7 +285,7 @@ class Exchange:
         length: bytes | None = None
         chunked = False
         listed: list[bytes] | None = None
-        rid = client.gateway.request_id.lower
+        rid = self.context.request_id_lower
         for name, value in headers:
             lname = name.lower()
             if lname in RESPONSE_REWRITTEN:
@@ -225,8 +306,11 @@ class Exchange:
             if drop:
                 out = [out[0]] + [h for h in out[1:] if h.split(b":", 1)[0].lower() not in drop]
         out.append(self.request_id_line)
+        stage_lines = self.flow.response_lines
+        if stage_lines is not None:
+            out.extend(stage_lines)
         no_body = request.method == b"HEAD" or status in (204, 304)
-        keep = request.keep_alive and request.complete and not client.gateway.draining
+        keep = request.keep_alive and request.complete and not client.draining
         if no_body:
             if length is not None and status != 204:
                 out.append(b"Content-Length: " + length)
@@ -297,10 +381,16 @@ class Exchange:
             self._fail_before_response(kind)
 
     def upstream_pause_writing(self) -> None:
-        self.client.pause_reading(self.client.PAUSE_UPSTREAM)
+        self.client.pause_for_upstream()
 
     def upstream_resume_writing(self) -> None:
-        self.client.resume_reading(self.client.PAUSE_UPSTREAM)
+        self.client.resume_for_upstream()
+
+    def cork_client(self) -> None:
+        self.client.cork()
+
+    def uncork_client(self) -> None:
+        self.client.uncork()
 
     # -- client-side events -------------------------------------------------------------------
     def client_pause_writing(self) -> None:
@@ -393,7 +483,9 @@ class Exchange:
             self._abort_client()
             return
         self.status = errors.REQUEST_TIMEOUT.status
-        self.client.send_error_bytes(errors.REQUEST_TIMEOUT, self.request, close=True)
+        self.client.send_error(
+            errors.REQUEST_TIMEOUT, self.request, close=True, stage_lines=self.flow.response_lines
+        )
         self._finish(False)
 
     def _fail_before_response(self, kind: str) -> None:
@@ -417,11 +509,11 @@ class Exchange:
         else:
             self.plan.stats.upstream_error()
         self.pool.stats.error(kind)
-        self.client.gateway.fault_log.report(self.plan.stats.label, self.pool.key, kind)
+        self.context.fault_log.report(self.plan.stats.label, self.pool.key, kind)
 
     def _error(self, kind: errors.ErrorKind) -> None:
         self.status = kind.status
-        keep = self.client.send_error_bytes(kind, self.request)
+        keep = self.client.send_error(kind, self.request, stage_lines=self.flow.response_lines)
         self._finish(keep)
 
     def _abort_client(self) -> None:

@@ -1,8 +1,9 @@
 """One worker's gateway: everything built once at start-up, and the per-request decision.
 
-``decide`` is the request path in order: target form -> canonical path -> ``/stats`` ->
-route -> authentication -> authorization -> forward. Each refusal is an ``ErrorKind`` that the
-connection turns into a JSON response; nothing reaches an upstream before every check passed.
+``decide`` is the request path up to the route: target form -> canonical path -> ``/stats``
+-> route (remembered per method, target and host). From there the route's chain runs its
+stages (``plane/chain.py``); the gateway is where chains end: ``forward`` (the proxy terminal)
+and ``respond`` (a stage's answer). Nothing reaches an upstream before every stage continued.
 """
 
 from __future__ import annotations
@@ -11,38 +12,42 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 import orjson
 
 from propylon import errors
-from propylon.auth import Authenticator, AuthFailure, KeyRefreshNeeded, Principal, authorize
-from propylon.config.model import AuthRequirement, GatewayConfig
-from propylon.engine.exchange import Exchange
+from propylon.auth import Authenticator, AuthFailure, authorize
+from propylon.config.model import GatewayConfig
+from propylon.engine.client_limits import ClientLimits
+from propylon.engine.exchange import Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
-from propylon.http.request import HeaderRules, Request
-from propylon.engine.server import ClientConnection, ClientLimits
-from propylon.engine.upstream import UpstreamPool
+from propylon.engine.responder import Responder
+from propylon.engine.route_plan import RoutePlan
+from propylon.engine.server import ClientConnection, Handler
 from propylon.engine.watchdog import Watchdog
 from propylon.http.host import HostRejected
+from propylon.http.request import HeaderRules, Request
 from propylon.paths import PathRejected, canonicalise
-from propylon.pipeline import HeadComposer, RoutePlan
+from propylon.plane.build import Site, route_stages
+from propylon.plane.chain import Chain, Ending
+from propylon.plane.stage import ClientAddressing, Flow, RequestStage
 from propylon.policies.claim_headers import stripped_names
 from propylon.policies.forwarding import TrustedProxies
-from propylon.policies.identity import IdentityHeader, claimed_identity
+from propylon.policies.identity import IdentityHeader
 from propylon.policies.request_id import RequestIdPolicy
 from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
+from propylon.upstream.head import HeadComposer
+from propylon.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 log = logging.getLogger("propylon")
 
-CHALLENGE = (("WWW-Authenticate", "Bearer"),)
-INVALID_TOKEN = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
-INSUFFICIENT_SCOPE = (("WWW-Authenticate", 'Bearer error="insufficient_scope"'),)
 # TRACE would echo back the identity and forwarding headers the gateway sets; CONNECT is a
 # tunnel (the parser refuses it first; this is the second line). Refused on every route.
 REFUSED_METHODS = frozenset({b"TRACE", b"CONNECT"})
@@ -67,7 +72,7 @@ class Routed:
         self.target: Final = target
 
 
-class Gateway:
+class Gateway(Handler, Ending, ClientAddressing):
     def __init__(
         self,
         config: GatewayConfig,
@@ -84,6 +89,7 @@ class Gateway:
         self.router = Router(config.routes)
         self.identity = IdentityHeader(config.identity_header)
         self.request_id = RequestIdPolicy(config.request_id_header)
+        self.responder = Responder(self.request_id)
         stripped = (
             stripped_names(config.routes)
             | {self.identity.lower}
@@ -115,6 +121,15 @@ class Gateway:
             )
             for key in hosts
         }
+        self.site = Site(
+            config,
+            self.authenticator,
+            self.identity,
+            self._spawn,
+            worker_id=worker_id,
+            workers=workers,
+            run_dir=run_dir,
+        )
         self.plans = [
             RoutePlan(
                 route,
@@ -123,10 +138,15 @@ class Gateway:
                     for h in route.spec.downstream_hosts
                 ],
                 self.stats.routes[route.index],
+                Chain(route_stages(route.spec, self.site), self),
                 allow_underscores=config.forwarding.allow_underscores,
             )
             for route in self.router.routes
         ]
+        # Stages shared by several routes start and stop once.
+        self.stages: list[RequestStage] = list(
+            {id(stage): stage for plan in self.plans for stage in plan.chain.stages}.values()
+        )
         self.stats_gate = StatsGate(config.stats)
         self.stats_path = config.stats.path if config.stats.enabled else None
         self.stats_exchange = (
@@ -136,6 +156,9 @@ class Gateway:
         )
         self.watchdog = Watchdog(self.loop)
         self.fault_log = FaultLog()
+        self.exchange_context = ExchangeContext(
+            self.watchdog, self.fault_log, self.request_id.lower
+        )
         self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
         self._host_sensitive = any(spec.upstream_host for spec in config.routes)
         self._allow_double_encoding = config.forwarding.allow_double_encoding
@@ -151,10 +174,15 @@ class Gateway:
         self.loop = asyncio.get_running_loop()
         self.watchdog.start()
         await self.authenticator.start()
+        for stage in self.stages:
+            await stage.start()
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
+        # The connection is an asyncio protocol by its methods, not by subclassing (its base
+        # is the exchange's native Downstream class): typeshed wants a BaseProtocol.
+        protocol: Any = lambda: ClientConnection(self)  # noqa: E731
         server = await self.loop.create_server(
-            lambda: ClientConnection(self),
+            protocol,
             host,
             port,
             reuse_port=reuse_port or None,
@@ -190,11 +218,13 @@ class Gateway:
             task.cancel()
         self.watchdog.stop()
         await self.authenticator.close()
+        for stage in self.stages:
+            await stage.close()
         if self.stats_exchange is not None:
             await self.stats_exchange.close()
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -220,25 +250,14 @@ class Gateway:
                 if len(self._decisions) >= DECISION_CACHE_SIZE:
                     self._decisions.clear()
                 self._decisions[key] = routed
-        requirement = routed.plan.auth
-        if requirement is None:
-            self._forward(conn, request, routed, None)
-            return None
-        try:
-            principal = self.authenticator.authenticate(
-                request.authorization, requirement.providers
-            )
-        except KeyRefreshNeeded as refresh:
-            self._spawn(self._authenticate_after_refresh(conn, request, routed, refresh))
-            return None
-        except AuthFailure:
-            self._refuse(conn, request, routed.plan, errors.UNAUTHORIZED, self._challenge(request))
-            return None
-        # _authorized, inlined: this is the per-request path of every authenticated route.
-        if authorize(principal, requirement):
-            self._forward(conn, request, routed, principal)
+        plan = routed.plan
+        chain = plan.chain
+        flow = Flow(conn, request, routed.target, plan.index, self, chain, self._spawn)
+        if chain.stages:
+            chain.run(flow)
         else:
-            self._refuse(conn, request, routed.plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
+            # No stage on this route: straight to the terminal, without the chain's loop.
+            self._forward(conn, flow, plan)
         return None
 
     def _route(self, conn: ClientConnection, request: Request) -> Routed | errors.ErrorKind | None:
@@ -292,100 +311,49 @@ class Gateway:
         assert isinstance(result, NoRoute)
         return errors.ROUTE_NOT_FOUND
 
-    async def _authenticate_after_refresh(
-        self,
-        conn: ClientConnection,
-        request: Request,
-        routed: Routed,
-        refresh: KeyRefreshNeeded,
-    ) -> None:
-        await refresh.refresh()
-        if conn.transport is None or conn.transport.is_closing():
-            return
-        requirement = routed.plan.auth
-        assert requirement is not None
-        try:
-            principal = self.authenticator.authenticate(
-                request.authorization, requirement.providers
-            )
-        except AuthFailure:
-            self._refuse(conn, request, routed.plan, errors.UNAUTHORIZED, self._challenge(request))
-            return
-        self._authorized(conn, request, routed, principal, requirement)
+    # -- where chains end (plane.chain.Ending) ------------------------------------------------
+    def forward(self, flow: Flow) -> None:
+        """Every stage continued: the proxy terminal."""
+        self._forward(cast(ClientConnection, flow.client), flow, self.plans[flow.route_index])
 
-    def _authorized(
-        self,
-        conn: ClientConnection,
-        request: Request,
-        routed: Routed,
-        principal: Principal,
-        requirement: AuthRequirement,
-    ) -> None:
-        if not authorize(principal, requirement):
-            self._refuse(conn, request, routed.plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
-            return
-        self._forward(conn, request, routed, principal)
-
-    def _forward(
-        self,
-        conn: ClientConnection,
-        request: Request,
-        routed: Routed,
-        principal: Principal | None,
-    ) -> None:
-        plan = routed.plan
-        identity_lines: list[bytes] = []
-        if principal is not None:
-            claim = plan.identity_claim
-            subject = (
-                principal.subject if claim is None else claimed_identity(principal.claims, claim)
-            )
-            if subject is None:
-                # A valid token without the claim this route sends as the identity names
-                # nobody here: refused, never forwarded with the sub or with no identity.
-                self._refuse(conn, request, plan, errors.FORBIDDEN, INSUFFICIENT_SCOPE)
-                return
-            identity_line = self.identity.line(subject)
-            if identity_line is None:
-                self._refuse(conn, request, plan, errors.UNAUTHORIZED, INVALID_TOKEN)
-                return
-            identity_lines.append(identity_line)
-            if plan.claim_headers:
-                identity_lines.extend(plan.claim_headers.lines(principal.claims))
+    def _forward(self, conn: ClientConnection, flow: Flow, plan: RoutePlan) -> None:
+        """Compose the upstream head and start the exchange."""
+        request = flow.request
         pool = plan.next_pool()
         # The same line goes upstream and back to the client.
         request_id_line = self.request_id.line(request.request_id)
         head = self.composer.upstream_head(
             request,
-            routed.target,
-            pool,
-            plan,
+            flow.target,
+            pool.host_header,
+            allow_underscores=plan.allow_underscores,
             peer=conn.peer,
             local_port=conn.local_port,
             connection_lines=conn.forwarding_lines,
-            identity_lines=identity_lines,
+            stage_lines=flow.upstream_lines,
             request_id_line=request_id_line,
+            scheme=conn.scheme,
         )
-        conn.proceed(Exchange(conn, request, plan, pool, head, request_id_line, conn.clock()))
+        conn.proceed(
+            Exchange(
+                conn, flow, plan, pool, head, request_id_line, conn.clock(), self.exchange_context
+            )
+        )
 
-    def _refuse(
-        self,
-        conn: ClientConnection,
-        request: Request,
-        plan: RoutePlan,
-        kind: errors.ErrorKind,
-        headers: tuple[tuple[str, str], ...],
-    ) -> None:
-        """A matched route said no: counted on the route, answered without the upstream."""
+    def respond(self, flow: Flow) -> None:
+        """A stage answered: counted on the route, written without the upstream."""
+        reply = flow.reply
+        assert reply is not None
+        plan = self.plans[flow.route_index]
+        conn = cast(ClientConnection, flow.client)
         started = self.loop.time()
         plan.stats.begin()
-        keep = conn.send_error_bytes(kind, request, headers)
-        plan.stats.end(kind.status, self.loop.time() - started, 0, 0)
+        keep = conn.send_reply(reply, flow.request, flow.response_lines)
+        plan.stats.end(reply.status, self.loop.time() - started, 0, 0)
         conn.exchange_finished(None, keep)
 
-    @staticmethod
-    def _challenge(request: Request) -> tuple[tuple[str, str], ...]:
-        return INVALID_TOKEN if request.authorization else CHALLENGE
+    def client_address(self, peer: str, forwarded_for: list[bytes]) -> str:
+        return self.proxies.client_address(peer, forwarded_for)
 
     # -- /stats -----------------------------------------------------------------------------------
     def _serve_stats(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:

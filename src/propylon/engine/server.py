@@ -13,19 +13,19 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
 from propylon import errors
-from propylon.engine.exchange import Exchange
-from propylon.http.request import HeaderError, Request, sort_headers
-from propylon.engine.watchdog import NEVER
-from propylon.pipeline import forwarding_lines
-
-if TYPE_CHECKING:
-    from propylon.config.model import Limits
-    from propylon.engine.gateway import Gateway
+from propylon.engine.client_limits import ClientLimits
+from propylon.engine.exchange import Downstream, Exchange
+from propylon.engine.responder import Responder
+from propylon.engine.watchdog import NEVER, Watchdog
+from propylon.http.request import HeaderError, HeaderRules, Request, sort_headers
+from propylon.plane.stage import Client, Reply
+from propylon.stats import GatewayStats
+from propylon.upstream.head import forwarding_lines
 
 log = logging.getLogger("propylon.engine")
 
@@ -38,40 +38,31 @@ BUFFER_HIGH_WATER = 256 * 1024
 DISCARD_LIMIT = 64 * 1024
 
 
-class ClientLimits:
-    """The limits a client connection checks, copied once from the config's ``Limits``:
-    read for every header of every request, so they live where compiled code reads them
-    directly rather than through a config object's attribute lookup."""
+class Handler:
+    """What a client connection needs of the worker serving it (the gateway implements it;
+    this module never imports the gateway). A native base class rather than a trait: the
+    connection reads these for every request, and a trait's attributes cost a search."""
 
-    __slots__ = (
-        "body_rate_grace",
-        "body_timeout",
-        "header_timeout",
-        "keepalive_timeout",
-        "max_body_bytes",
-        "max_header_bytes",
-        "max_headers",
-        "max_url_bytes",
-        "min_body_rate",
-    )
+    loop: asyncio.AbstractEventLoop
+    client_limits: ClientLimits
+    header_rules: HeaderRules
+    watchdog: Watchdog
+    stats: GatewayStats
+    responder: Responder
+    connections: set[ClientConnection]
+    draining: bool
+    drained: asyncio.Event
 
-    def __init__(self, limits: Limits) -> None:
-        self.max_body_bytes: int = limits.max_body_bytes
-        self.max_header_bytes: int = limits.max_header_bytes
-        self.max_headers: int = limits.max_headers
-        self.max_url_bytes: int = limits.max_url_bytes
-        self.header_timeout: float = limits.header_timeout
-        self.keepalive_timeout: float = limits.keepalive_timeout
-        self.body_timeout: float = limits.body_timeout
-        self.min_body_rate: float = float(limits.min_body_rate)
-        self.body_rate_grace: float = limits.body_rate_grace
+    def decide(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:
+        """Serve ``request`` or name why not (None: it is being served, or was answered)."""
+        raise NotImplementedError
 
 
 class _Reject(Exception):
     """Raised inside a parser callback to stop parsing; the kind is kept on the protocol."""
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Downstream, Client):
     PAUSE_PIPELINE = 1
     PAUSE_UPSTREAM = 2
     PAUSE_BUFFER = 4
@@ -96,23 +87,25 @@ class ClientConnection(asyncio.Protocol):
         "_should_upgrade",
         "_url",
         "_write",
-        "clock",
         "deadline",
         "exchange",
         "forwarding_lines",
         "gateway",
-        "limits",
         "local_port",
-        "loop",
         "parser",
         "peer",
+        "responder",
+        "scheme",
         "transport",
     )
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Handler, scheme: bytes = b"http") -> None:
+        loop = gateway.loop
+        # The loop's clock, bound once (exchanges on this connection use it too).
+        super().__init__(loop, gateway.client_limits, loop.time)
         self.gateway = gateway
-        self.loop = gateway.loop
-        self.limits = gateway.client_limits
+        self.responder = gateway.responder
+        self.scheme = scheme
         self.parser = httptools.HttpRequestParser(self)
         # Bound once: looking a method up on an extension object is a measurable part of a
         # request's cost once the rest is compiled, and these run for every request.
@@ -121,8 +114,6 @@ class ClientConnection(asyncio.Protocol):
         self._http_version: Callable[[], str] = self.parser.get_http_version
         self._keep_alive: Callable[[], bool] = self.parser.should_keep_alive
         self._should_upgrade: Callable[[], bool] = self.parser.should_upgrade
-        self.clock: Callable[[], float] = self.loop.time
-        """The loop's clock, bound once (exchanges on this connection use it too)."""
         self._write: Callable[[bytes], object] | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = ""
@@ -152,6 +143,9 @@ class ClientConnection(asyncio.Protocol):
     def draining(self) -> bool:
         return self.gateway.draining
 
+    def gone(self) -> bool:
+        return self._closed or self.transport is None or self.transport.is_closing()
+
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -161,7 +155,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = peer[0] if isinstance(peer, tuple) else "unix"
         local = transport.get_extra_info("sockname")
         self.local_port = int(local[1]) if isinstance(local, tuple) else 0
-        self.forwarding_lines = forwarding_lines(self.peer, self.local_port)
+        self.forwarding_lines = forwarding_lines(self.peer, self.local_port, self.scheme)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -205,6 +199,10 @@ class ClientConnection(asyncio.Protocol):
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
             exchange.client_gone()
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: close our side too (asyncio.Protocol's default).
+        return None
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
@@ -351,27 +349,23 @@ class ClientConnection(asyncio.Protocol):
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.gateway.stats.unrouted(kind.status)
-        keep = self.send_error_bytes(kind, request, extra_headers)
+        keep = self.send_error(kind, request, extra_headers)
         self.exchange_finished(None, keep)
 
-    def send_error_bytes(
+    def send_error(
         self,
         kind: errors.ErrorKind,
         request: Request | None,
-        extra_headers: tuple[tuple[str, str], ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
         *,
         close: bool = False,
+        stage_lines: list[bytes] | None = None,
     ) -> bool:
         """Write a JSON error response; returns whether the connection may be kept."""
         keep = not close and request is not None and self._may_keep(request)
-        rid = self.gateway.request_id.choose(request.request_id if request else None)
-        headers = (*extra_headers, (self.gateway.request_id.name.decode(), rid.decode()))
         self.write(
-            errors.render_response(
-                kind,
-                keep_alive=keep,
-                extra_headers=headers,
-                head_only=request is not None and request.method == b"HEAD",
+            self.responder.error(
+                kind, request, keep_alive=keep, headers=headers, stage_lines=stage_lines
             )
         )
         return keep
@@ -403,20 +397,14 @@ class ClientConnection(asyncio.Protocol):
 
     def send_json(self, request: Request, status: int, body: bytes) -> None:
         keep = self._may_keep(request)
-        rid = self.gateway.request_id.choose(request.request_id)
-        head = (
-            b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            b"Cache-Control: no-store\r\n%s: %s\r\nConnection: %s\r\n\r\n"
-            % (
-                status,
-                len(body),
-                self.gateway.request_id.name,
-                rid,
-                b"keep-alive" if keep else b"close",
-            )
-        )
-        self.write(head if request.method == b"HEAD" else head + body)
+        self.write(self.responder.json(request, status, body, keep_alive=keep))
         self.exchange_finished(None, keep)
+
+    def send_reply(self, reply: Reply, request: Request, stage_lines: list[bytes] | None) -> bool:
+        """Write a stage's answer; returns whether the connection may be kept."""
+        keep = self._may_keep(request)
+        self.write(self.responder.reply(reply, request, keep_alive=keep, stage_lines=stage_lines))
+        return keep
 
     def exchange_finished(self, exchange: Exchange | None, keep_alive: bool) -> None:
         self.exchange = None
@@ -431,7 +419,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._deferred is not None:
             self.gateway.stats.unrouted(self._deferred.status)
-            self.write(errors.render_response(self._deferred, keep_alive=False))
+            self.write(self.responder.error(self._deferred, None, keep_alive=False))
             self._close()
             return
         self.resume_reading(self.PAUSE_PIPELINE)
@@ -450,6 +438,12 @@ class ClientConnection(asyncio.Protocol):
         self._serve(request)
 
     # -- plumbing used by exchanges -------------------------------------------------------------
+    def pause_for_upstream(self) -> None:
+        self.pause_reading(self.PAUSE_UPSTREAM)
+
+    def resume_for_upstream(self) -> None:
+        self.resume_reading(self.PAUSE_UPSTREAM)
+
     def write(self, data: bytes) -> None:
         corked = self._corked
         if corked is not None:
@@ -525,7 +519,7 @@ class ClientConnection(asyncio.Protocol):
             self.exchange = None
         if self._active is None or self._active is self._parsing or exchange is not None:
             self.gateway.stats.unrouted(kind.status)
-            self.write(errors.render_response(kind, keep_alive=False))
+            self.write(self.responder.error(kind, None, keep_alive=False))
         self._close()
 
     def expire(self, now: float) -> None:
@@ -535,7 +529,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._in_head:
             self.gateway.stats.unrouted(errors.REQUEST_TIMEOUT.status)
-            self.write(errors.render_response(errors.REQUEST_TIMEOUT, keep_alive=False))
+            self.write(self.responder.error(errors.REQUEST_TIMEOUT, None, keep_alive=False))
         self._close()
 
     def _close(self) -> None:

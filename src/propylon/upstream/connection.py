@@ -1,24 +1,63 @@
-"""Client side of the data plane: keep-alive connections to one downstream host.
+"""Client side of the data plane: one keep-alive connection to a downstream host.
 
-A connection belongs to at most one exchange at a time; between exchanges it sits in its
-pool's idle list. Responses are parsed with httptools (llhttp) and handed to the owning
-exchange piece by piece, so bodies stream instead of being buffered.
+A connection belongs to at most one exchange at a time (its ``sink``); between exchanges it
+sits in its pool's idle list. Responses are parsed with httptools (llhttp) and handed to the
+sink piece by piece, so bodies stream instead of being buffered. The sink and the pool are
+traits: this module knows neither the engine's exchange nor the pool's class.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
+from mypy_extensions import trait
 
-if TYPE_CHECKING:
-    from propylon.engine.exchange import Exchange
-    from propylon.stats import UpstreamStats
+
+class ResponseSink:
+    """Who receives what a connection reads: the engine's exchange. (A native base class,
+    not a trait: compiled calls through it are a vtable index, and a proxied response makes
+    several.)"""
+
+    def upstream_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> bool:
+        """The final response head; returns whether the body's end is framed (not by close)."""
+        raise NotImplementedError
+
+    def upstream_body(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def upstream_complete(self, keep_alive: bool) -> None:
+        raise NotImplementedError
+
+    def upstream_failed(self, kind: str) -> None:
+        raise NotImplementedError
+
+    def upstream_pause_writing(self) -> None:
+        raise NotImplementedError
+
+    def upstream_resume_writing(self) -> None:
+        raise NotImplementedError
+
+    def cork_client(self) -> None:
+        """Collect what the client is sent until ``uncork_client``: one send() per read."""
+        raise NotImplementedError
+
+    def uncork_client(self) -> None:
+        raise NotImplementedError
+
+
+@trait
+class ConnectionOwner:
+    """The pool a connection belongs to."""
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        """``conn`` closed: it must leave the idle list."""
+        raise NotImplementedError
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -43,12 +82,12 @@ class UpstreamConnection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: ConnectionOwner) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.sink: Exchange | None = None
-        """The exchange this connection serves; None while idle. (Typed as the class, not a
-        protocol, so that compiled code calls it directly.)"""
+        self.sink: ResponseSink | None = None
+        """The exchange this connection serves; None while idle. (A mypyc trait, so that
+        compiled code calls it through a vtable, not a Python attribute lookup.)"""
         self.head_request = False
         self.complete = False
         self.broken = False
@@ -90,8 +129,7 @@ class UpstreamConnection(asyncio.Protocol):
         # Whatever one read makes the exchange write to its client (typically a response head
         # and its whole body) leaves in one send().
         self.answered = True
-        client = sink.client
-        client.cork()
+        sink.cork_client()
         try:
             self._feed(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
@@ -103,7 +141,7 @@ class UpstreamConnection(asyncio.Protocol):
                 sink.upstream_failed("malformed")
             self.close()
         finally:
-            client.uncork()
+            sink.uncork_client()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.broken = True
@@ -184,7 +222,7 @@ class UpstreamConnection(asyncio.Protocol):
             sink.upstream_complete(keep_alive)
 
     # -- ownership --------------------------------------------------------------------------
-    def begin(self, sink: Exchange, head_request: bool) -> None:
+    def begin(self, sink: ResponseSink, head_request: bool) -> None:
         self.sink = sink
         self.head_request = head_request
         self.complete = False
@@ -208,118 +246,3 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink = None
         if self.transport is not None:
             self.transport.abort()
-
-
-class UpstreamPool:
-    """Idle keep-alive connections to one ``scheme://host:port``, most recently used first."""
-
-    def __init__(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        *,
-        max_idle: int,
-        connect_timeout: float,
-        idle_timeout: float,
-        stats: UpstreamStats,
-    ) -> None:
-        self.scheme = scheme
-        self.host = host
-        self.port = port
-        self.key = f"{host}:{port}"
-        # RFC 9110 s.7.2 / RFC 3986 s.3.2.2: an IPv6 literal is bracketed in Host.
-        authority = f"[{host}]" if ":" in host else host
-        self.host_header = (
-            authority if (scheme, port) in (("http", 80), ("https", 443)) else f"{authority}:{port}"
-        ).encode("idna")
-        self.stats = stats
-        self._idle: list[UpstreamConnection] = []
-        self._max_idle = max_idle
-        self._connect_timeout = connect_timeout
-        self._idle_timeout = idle_timeout
-        self._ssl: ssl.SSLContext | None = (
-            ssl.create_default_context() if scheme == "https" else None
-        )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
-        self._closed = False
-
-    def take_idle(self) -> UpstreamConnection | None:
-        idle = self._idle
-        while idle:
-            conn = idle.pop()
-            transport = conn.transport
-            if not conn.broken and transport is not None and not transport.is_closing():
-                conn.reused = True
-                return conn
-            conn.close()  # dropped from the pool: its socket must not outlive it
-        return None
-
-    async def connect(self) -> UpstreamConnection:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        _transport, conn = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: UpstreamConnection(self),
-                self.host,
-                self.port,
-                ssl=self._ssl,
-                server_hostname=self.host if self._ssl is not None else None,
-            ),
-            self._connect_timeout,
-        )
-        conn.reused = False
-        return conn
-
-    def release(self, conn: UpstreamConnection) -> None:
-        transport = conn.transport
-        if (
-            self._closed
-            or conn.broken
-            or transport is None
-            or transport.is_closing()
-            or len(self._idle) >= self._max_idle
-        ):
-            conn.close()
-            return
-        loop = self._loop or asyncio.get_running_loop()
-        conn.idle_since = loop.time()
-        self._idle.append(conn)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(self._idle_timeout, self._sweep)
-
-    def forget(self, conn: UpstreamConnection) -> None:
-        with contextlib.suppress(ValueError):
-            self._idle.remove(conn)
-
-    def _sweep(self) -> None:
-        """Close connections idle longer than ``idle_timeout``.
-
-        Upstream servers close idle keep-alive connections on their own schedule; closing ours
-        first narrows the window in which a request is written to a connection that the peer
-        is closing at the same moment.
-        """
-        self._sweeper = None
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        cutoff = loop.time() - self._idle_timeout
-        keep = []
-        for conn in self._idle:
-            if conn.idle_since < cutoff:
-                conn.close()
-            else:
-                keep.append(conn)
-        self._idle = keep
-        if keep:
-            self._sweeper = loop.call_later(self._idle_timeout, self._sweep)
-
-    def close(self) -> None:
-        self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()

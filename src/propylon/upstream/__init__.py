@@ -1,0 +1,1 @@
+"""Everything toward the downstream services: connections, pools, request heads."""
