@@ -10,7 +10,7 @@ from pathlib import Path
 from propylon.config.loader import load_config
 from propylon.config.model import GatewayConfig
 from tests.support.client import Response, request
-from tests.support.gateway import BEARER, config, route, running, token
+from tests.support.gateway import SECRET, config, route, running, token
 from tests.support.upstreams import RecordingUpstream
 
 
@@ -20,8 +20,14 @@ def native(tmp_path: Path, port: int, text: str) -> GatewayConfig:
     return load_config(str(path), env={})
 
 
-async def burst(port: int, count: int, path: str = "/a", headers: list[tuple[str, str]] | None = None) -> list[Response]:
-    return list(await asyncio.gather(*(request(port, "GET", path, headers, timeout=20) for _ in range(count))))
+async def burst(
+    port: int, count: int, path: str = "/a", headers: list[tuple[str, str]] | None = None
+) -> list[Response]:
+    return list(
+        await asyncio.gather(
+            *(request(port, "GET", path, headers, timeout=20) for _ in range(count))
+        )
+    )
 
 
 async def test_a_thousand_concurrent_requests_against_100_admit_exactly_100(tmp_path: Path) -> None:
@@ -104,7 +110,7 @@ async def test_limits_keyed_by_sub_count_each_caller_apart(tmp_path: Path) -> No
         cfg = native(
             tmp_path,
             up.port,
-            "propylon: 1\nauth_providers: {Bearer: {secret: test-secret-0123456789abcdef0123456789}}\n"
+            f"propylon: 1\nauth_providers: {{Bearer: {{secret: {SECRET.decode()}}}}}\n"
             "routes:\n- path: /a\n  downstream: {hosts: ['127.0.0.1:PORT']}\n"
             "  auth: {providers: [Bearer]}\n"
             "  rate_limits: [{limit: 2, per: 1h, key: [sub]}]\n",
@@ -161,10 +167,14 @@ async def test_a_spoofed_forwarded_for_buys_nothing_unless_the_peer_is_trusted(
                 for i in range(4)
             ]
         assert statuses == [200, 200, 429, 429]
-        trusted = native(tmp_path, up.port, text.replace("TRUST", "trusted_proxies: [127.0.0.1/32]"))
+        trusted = native(
+            tmp_path, up.port, text.replace("TRUST", "trusted_proxies: [127.0.0.1/32]")
+        )
         async with running(trusted) as gw:
             statuses = [
-                (await request(gw.port, "GET", "/a", [("X-Forwarded-For", f"10.0.0.{i % 2}")])).status
+                (
+                    await request(gw.port, "GET", "/a", [("X-Forwarded-For", f"10.0.0.{i % 2}")])
+                ).status
                 for i in range(6)
             ]
         # Behind a trusted proxy each forwarded client has its own bucket of 2.
@@ -183,7 +193,10 @@ async def test_a_header_key_shares_one_bucket_among_requests_without_it(tmp_path
             "  rate_limits: [{limit: 1, per: 1h, key: ['header:X-Api-Key']}]\n",
         )
         async with running(cfg) as gw:
-            k1 = [(await request(gw.port, "GET", "/a", [("X-Api-Key", "k1")])).status for _ in range(2)]
+            k1 = [
+                (await request(gw.port, "GET", "/a", [("X-Api-Key", "k1")])).status
+                for _ in range(2)
+            ]
             k2 = (await request(gw.port, "GET", "/a", [("x-api-key", "k2")])).status
             none = [(await request(gw.port, "GET", "/a")).status for _ in range(2)]
         assert k1 == [200, 429] and k2 == 200 and none == [200, 429]
@@ -216,6 +229,3 @@ async def test_rate_limit_headers_ride_on_proxied_error_answers_too(tmp_path: Pa
         assert answer.header("RateLimit") == '"5-per-1m";r=4;t=12'
     finally:
         await up.close()
-
-
-_ = BEARER

@@ -51,8 +51,12 @@ def limited(limit: int = 3, period: str = "1s", **more: Any) -> dict[str, Any]:
     return {"RateLimitOptions": {"Limit": limit, "Period": period, **more}}
 
 
-async def get(port: int, path: str = "/ClientRateLimit", client: str | None = "ocelotclient1",
-              header: str = "ClientId") -> Response:
+async def get(
+    port: int,
+    path: str = "/ClientRateLimit",
+    client: str | None = "ocelotclient1",
+    header: str = "ClientId",
+) -> Response:
     headers = [(header, client)] if client is not None else []
     return await request(port, "GET", path, headers)
 
@@ -68,7 +72,11 @@ async def test_three_per_second_then_429_with_the_quota_message(tmp_path: Path) 
         assert [r.header("X-RateLimit-Remaining") for r in first] == ["2", "1", "0"]
         assert {r.header("X-RateLimit-Limit") for r in first} == {"3"}
         assert refused.status == 429
-        assert refused.json() == {"code": 427, "codemessage": "RateLimited", "message": "Exceeding!"}
+        assert refused.json() == {
+            "code": 427,
+            "codemessage": "RateLimited",
+            "message": "Exceeding!",
+        }
         assert 0 < float(refused.header("Retry-After") or "0") <= 1.0
         # Ocelot sends no X-RateLimit-* on a refusal.
         assert refused.header("X-RateLimit-Remaining") is None

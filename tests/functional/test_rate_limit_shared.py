@@ -138,18 +138,17 @@ async def test_redis_dying_and_returning_mid_run(
         )
         config = native_file(tmp_path, up.port, state, limit=3)
         port = free_port()
-        with own_redis(redis_port) as redis_proc:
-            with gateway_process(config, port, workers=1) as gateway:
-                before = [(await request(port, "GET", "/a")).status for _ in range(4)]
-                redis_proc.kill()
-                redis_proc.wait(5)
-                down = [await request(port, "GET", "/a") for _ in range(3)]
-                with own_redis(redis_port):
-                    # A fresh Redis: no script loaded (NOSCRIPT), no counters.
-                    await asyncio.sleep(1.1)  # one probe interval
-                    back = [(await request(port, "GET", "/a")).status for _ in range(4)]
-                gateway.terminate()
-                log = gateway.communicate(timeout=10)[0].decode()
+        with own_redis(redis_port) as redis_proc, gateway_process(config, port, 1) as gateway:
+            before = [(await request(port, "GET", "/a")).status for _ in range(4)]
+            redis_proc.kill()
+            redis_proc.wait(5)
+            down = [await request(port, "GET", "/a") for _ in range(3)]
+            with own_redis(redis_port):
+                # A fresh Redis: no script loaded (NOSCRIPT), no counters.
+                await asyncio.sleep(1.1)  # one probe interval
+                back = [(await request(port, "GET", "/a")).status for _ in range(4)]
+            gateway.terminate()
+            log = gateway.communicate(timeout=10)[0].decode()
         assert before == [200, 200, 200, 429]
         assert [a.status for a in down] == [while_down] * 3
         if policy == "closed":

@@ -3,10 +3,14 @@
 Each key has one number, its theoretical arrival time ``tat``: the moment its bucket will be
 empty again. A request at ``now`` would move it to ``max(tat, now) + interval`` (``interval =
 period / limit``); it is admitted when that stays within ``period`` of ``now``. So a key may
-burst ``limit`` requests at once, and then gets one every ``interval``: for "100 per minute"
-never more than 100 in any minute, with no window edge at which 200 pass in a second (the
-fixed window's flaw), and in one float per key (a sliding log keeps every timestamp; a
-sliding-window counter keeps two counters and is only approximate).
+burst ``limit`` requests at once, and then gets one every ``interval``: "100 per minute"
+admits at most 100 at once and 100 per minute sustained, smoothly, with no window edge at
+which a client gets a whole new budget at once (the fixed window's flaw: 200 in a second
+around the edge), in one float per key (a sliding log keeps every timestamp; a
+sliding-window counter keeps two counters and is only approximate). The price: a client
+idle for a whole period may, in the worst case, send its burst and then the refill, so one
+stretch of ``period`` can see up to ``2 * limit - 1``; what is bounded exactly is the burst
+and the rate.
 
 A route with several limits (10 per second and 1000 per hour) decides them together: the
 request is admitted only if every limit has room, and then counts against all of them; a
