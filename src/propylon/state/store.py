@@ -16,7 +16,7 @@ as a client-sent header into a fixed-size key before it gets here).
 from __future__ import annotations
 
 import time
-from typing import Final
+from typing import ClassVar, Final
 
 RECORD_WIDTH: Final = 4
 """Floats per record: [expires_at, a, b, c]."""
@@ -38,7 +38,7 @@ class Transition:
 
     __slots__ = ()
 
-    script: str = ""
+    script: ClassVar[str] = ""
     """Lua run by EVALSHA with the keys as KEYS and ``script_args()`` as ARGV."""
 
     def apply(self, records: list[list[float]], now: float) -> list[float]:
@@ -72,8 +72,8 @@ class StateStore:
 
     __slots__ = ("failure_policy", "health")
 
-    synchronous: bool = True
-    kind: str = "state"
+    synchronous: ClassVar[bool] = True
+    kind: ClassVar[str] = "state"
     """Shown in logs and ``explain``: ``memory``, ``workers`` or ``redis``."""
 
     def __init__(self, failure_policy: str = "open") -> None:
