@@ -28,6 +28,14 @@ COMPILED = [
     "src/propylon/stages/authn.py",
     "src/propylon/stages/ip_filter.py",
     "src/propylon/stages/cors.py",
+    "src/propylon/stages/rate_limit.py",
+    # rate limiting: the algorithms, the header fields, the in-process and workers' stores
+    "src/propylon/ratelimit/gcra.py",
+    "src/propylon/ratelimit/fixed_window.py",
+    "src/propylon/ratelimit/fields.py",
+    "src/propylon/state/store.py",
+    "src/propylon/state/memory.py",
+    "src/propylon/state/shared.py",
     # toward the upstreams: connections, pools, request heads
     "src/propylon/upstream/connection.py",
     "src/propylon/upstream/pool.py",

@@ -42,6 +42,7 @@ from propylon.engine.server import ClientConnection
 from propylon.upstream.connection import UpstreamConnection
 
 ROUTES = Path(__file__).resolve().parent / "routes.ocelot.json"
+LIMITED = Path(__file__).resolve().parent / "routes.ratelimit.yaml"
 SECRET = "python-cost-secret-0123456789abcdef"
 ENV = {"PROPYLON_JWT_SECRET": SECRET, "PROPYLON_JWT_ALGORITHMS": "HS256"}
 # What U (nginx) answers in `make bench`, byte for byte apart from the date.
@@ -94,9 +95,9 @@ WARMUP = 5000
 """Requests sent before measuring (fewer when a round is shorter)."""
 
 
-async def cost(requests: list[bytes], count: int, rounds: int) -> float:
+async def cost(requests: list[bytes], count: int, rounds: int, routes: Path = ROUTES) -> float:
     """Best-of-rounds microseconds per request through one gateway."""
-    gateway = Gateway(load_config(str(ROUTES), env=ENV))
+    gateway = Gateway(load_config(str(routes), env=ENV))
     client = ClientConnection(gateway)
     client_transport = CountingTransport()
     client.connection_made(client_transport)  # type: ignore[arg-type]
@@ -177,7 +178,14 @@ def main() -> None:
         "JWT HS256, 10,000 tokens (misses)": lambda: [
             request(b"/secure/profiles/12345", t) for t in tokens(10000)
         ],
+        # The rate-limit stage (in-process counters): the same cached-JWT request, limited
+        # per caller, and a public route limited per client address.
+        "JWT HS256, cached + rate limit (sub)": lambda: [
+            request(b"/secure/profiles/12345", tokens(1)[0])
+        ],
+        "proxy + rate limit (ip)": lambda: [request(b"/limited/profiles/12345")],
     }
+    routes = {name: LIMITED for name in scenarios if "rate limit" in name}
     if args.scenario is not None:
         if args.scenario not in scenarios:
             raise SystemExit(f"no scenario {args.scenario!r}; one of {', '.join(scenarios)}")
@@ -189,7 +197,7 @@ def main() -> None:
         if args.instructions:
             print(f"{name:36s} {instructions(name):8.0f} instructions per request")
         else:
-            micros = uvloop.run(cost(build(), args.requests, args.rounds))
+            micros = uvloop.run(cost(build(), args.requests, args.rounds, routes.get(name, ROUTES)))
             print(f"{name:36s} {micros:6.2f} us per request")
 
 

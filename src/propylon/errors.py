@@ -41,8 +41,23 @@ URI_TOO_LONG = ErrorKind(414, 425, "UriTooLong", "The request target is too long
 HEADERS_TOO_LARGE = ErrorKind(
     431, 426, "RequestHeaderFieldsTooLarge", "The request headers are too large."
 )
-PLUGIN_REFUSED = ErrorKind(403, 428, "PluginRefused", "A plugin refused the request.")
+PLUGIN_REFUSED = ErrorKind(403, 429, "PluginRefused", "A plugin refused the request.")
 """The template of a plugin's refusal: the plugin chooses the status and the message."""
+RATE_LIMITED = ErrorKind(
+    429, 427, "RateLimited", "Too many requests: a rate limit of this route is exhausted."
+)
+"""Native limits; an Ocelot route's refusal carries its own status and ``QuotaMessage``
+(``stages/rate_limit.py`` builds that kind once per route)."""
+CLIENT_NOT_IDENTIFIED = ErrorKind(
+    503, 428, "ClientNotIdentified", "The rate-limited route needs a client id header."
+)
+"""Ocelot's answer to a request without the ``ClientIdHeader`` of a limited route (503, as
+in Ocelot; the message is Ocelot's, naming the route and the rule)."""
+STATE_UNAVAILABLE = ErrorKind(
+    503, 511, "NotReady", "The rate-limit store does not answer; try again shortly."
+)
+"""A limited route whose counters live in Redis, while Redis does not answer and the
+failure policy is ``closed``."""
 METHOD_NOT_IMPLEMENTED = ErrorKind(
     501, 520, "NotImplemented", "The gateway does not implement this method."
 )

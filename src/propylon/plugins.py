@@ -104,7 +104,7 @@ class Call:
         self._response.append(_checked(name, value))
 
     def refuse(self, message: str, status: int = 403) -> NoReturn:
-        """Answer with the JSON envelope (``code`` 428 ``PluginRefused``, ``message``) and
+        """Answer with the JSON envelope (``code`` 429 ``PluginRefused``, ``message``) and
         HTTP ``status`` (400-599); nothing goes upstream. Raises ``PluginRefusal``, so
         nothing after it in ``on_request`` runs."""
         if not 400 <= status <= 599:

@@ -117,11 +117,11 @@ def test_check_finds_duplicate_routes(tmp_path: Path) -> None:
 
 def test_check_warnings_pass_unless_strict(tmp_path: Path) -> None:
     with_warning = json.loads(json.dumps(OCELOT))
-    with_warning["Routes"][0]["RateLimitOptions"] = {"EnableRateLimiting": True, "Limit": 5}
+    with_warning["Routes"][0]["FileCacheOptions"] = {"TtlSeconds": 15}
     path = tmp_path / "ocelot.json"
     path.write_text(json.dumps(with_warning))
     expected = [
-        f"{path}: Routes[0].RateLimitOptions: warning: not implemented by propylon yet; ignored",
+        f"{path}: Routes[0].FileCacheOptions: warning: not implemented by propylon yet; ignored",
         *SUMMARY,
         f"{path}: OK (2 routes, format ocelot, 1 warning)",
     ]

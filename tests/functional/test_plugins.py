@@ -70,7 +70,7 @@ async def test_the_example_api_key_plugin_end_to_end(tmp_path: Path) -> None:
                 r = await request(gw.port, "GET", "/open", headers)
                 assert r.status == 401
                 assert r.json() == {
-                    "code": 428,
+                    "code": 429,
                     "codemessage": "PluginRefused",
                     "message": "A valid API key is required.",
                 }

@@ -101,7 +101,14 @@ def test_distance_counts_edits_and_swaps() -> None:
         ),
         (_route(RateLimitOption={"Limit": 5}), "Routes[0].RateLimitOption", "RateLimitOptions"),
         (
-            _route(RateLimitOptions={"EnableRateLimiting": True, "ClientWhiteLists": ["a"]}),
+            _route(
+                RateLimitOptions={
+                    "EnableRateLimiting": True,
+                    "Limit": 1,
+                    "Period": "1s",
+                    "ClientWhiteLists": ["a"],
+                }
+            ),
             "Routes[0].RateLimitOptions.ClientWhiteLists",
             "ClientWhitelist",
         ),

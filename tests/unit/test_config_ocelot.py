@@ -264,7 +264,6 @@ def test_unimplemented_keys_warn_by_name_unless_they_ask_for_nothing(tmp_path: P
     assert load(tmp_path, {"Routes": [inert]}).warnings == ()
     active = route(
         AddQueriesToRequest={"a": "Claims[sub] > value"},
-        RateLimitOptions={"EnableRateLimiting": True, "Limit": 1},
         FileCacheOptions={"TtlSeconds": 15},
         QoSOptions={"ExceptionsAllowedBeforeBreaking": 3},
         DangerousAcceptAnyServerCertificateValidator=True,
@@ -280,7 +279,6 @@ def test_unimplemented_keys_warn_by_name_unless_they_ask_for_nothing(tmp_path: P
     )
     assert warnings(config) == [
         "Routes[0].AddQueriesToRequest: not implemented by propylon yet; ignored",
-        "Routes[0].RateLimitOptions: not implemented by propylon yet; ignored",
         "Routes[0].FileCacheOptions: not implemented by propylon yet; ignored",
         "Routes[0].QoSOptions.ExceptionsAllowedBeforeBreaking: circuit breaking is not "
         "implemented by propylon yet; ignored",

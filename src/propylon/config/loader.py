@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from propylon.config.detect import detect_format
-from propylon.config.diagnostics import render
+from propylon.config.diagnostics import Diagnostics, render
 from propylon.config.document import Document, duplicate_keys, read_document
-from propylon.config.environment import BEARER, HOW_TO_DEFINE, bearer_from_environment
+from propylon.config.environment import BEARER, ENV_FILE, HOW_TO_DEFINE, bearer_from_environment
 from propylon.config.model import (
     IDENTITY_HEADER,
     ConfigError,
@@ -24,9 +24,11 @@ from propylon.config.model import (
     JwtProviderSpec,
     Limits,
     Problem,
+    StateSpec,
     StatsAccess,
 )
 from propylon.config.native import read_native
+from propylon.config.native_rate_limits import state_from
 from propylon.config.ocelot import read_ocelot
 from propylon.config.reader import ReadResult
 from propylon.config.seed import read_seed
@@ -53,11 +55,16 @@ def compile_document(
     result = _read(document, format_, env)
     problems.extend(result.problems)
     providers: dict[str, JwtProviderSpec] = dict(result.providers)
+    state = result.state
     if format_ is not ConfigFormat.NATIVE:
         bearer, env_problems = bearer_from_environment(env)
         problems.extend(env_problems)
         if bearer is not None:
             providers[BEARER] = bearer
+        # Ocelot and seed files have no state section: Redis comes from the environment.
+        env_diag = Diagnostics(ENV_FILE)
+        state = state_from({}, env_diag, env, ())
+        problems.extend(env_diag.problems)
     env_failed = any(p.severity == "error" for p in problems if p.file != document.file)
     used: set[str] = set()
     for ref in result.provider_refs:
@@ -93,6 +100,7 @@ def compile_document(
         forwarding=result.forwarding or ForwardingPolicy(),
         plugins=result.plugins,
         tls=result.tls,
+        state=state or StateSpec(),
         warnings=tuple(problems),
     )
 

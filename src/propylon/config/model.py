@@ -105,6 +105,96 @@ class CorsPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OcelotRateLimit:
+    """An Ocelot route's effective ``RateLimitOptions`` (route and global merged as Ocelot 25
+    merges them): a fixed window of ``period_seconds`` admitting ``limit`` requests per
+    client id (the ``client_id_header`` value) on this route, then refusing for the rest of
+    the window, or for ``wait_seconds`` after the request that exceeded it when a wait is set.
+    ``period`` and ``wait`` are kept as Ocelot renders them, for its messages
+    (``3/1s/w1s``)."""
+
+    limit: int
+    period: str
+    period_seconds: float
+    wait: str = "0ms"
+    wait_seconds: float = 0.0
+    client_id_header: str = "Oc-Client"
+    client_whitelist: frozenset[str] = frozenset()
+    enable_headers: bool = True
+    status: int = 429
+    quota_message: str = "API calls quota exceeded! Maximum admitted {0} per {1}."
+    """A .NET composite format string: ``{0}`` is the limit, ``{1}`` the period."""
+    key_prefix: str = "Ocelot.RateLimiting"
+
+    @property
+    def rule(self) -> str:
+        """Ocelot's name for the rule in its messages: ``<Limit>/<Period>/w<Wait>``."""
+        return f"{self.limit}/{self.period}/w{self.wait}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPart:
+    """One part of a native rate limit's key: ``sub`` (the verified token's subject),
+    ``claim`` (``name``: any claim of the verified token), ``ip`` (the client address, read
+    through trusted proxies only), ``header`` (``name``, lower case) or ``route``."""
+
+    kind: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}" if self.name else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitPolicy:
+    """A native rate limit: ``limit`` requests per ``period`` seconds for each value of
+    ``key``, enforced with GCRA (a request is admitted when the key's bucket has room; the
+    bucket drains at ``limit / period`` per second, so a burst of ``limit`` is allowed and
+    then one request every ``period / limit`` seconds)."""
+
+    name: str
+    """The policy's name in ``RateLimit-Policy`` / ``RateLimit`` response headers."""
+    limit: int
+    period: float
+    key: tuple[KeyPart, ...]
+    source: str
+    """Where it was written (``routes[2].rate_limits[0]``, ``rate_limits[0]``)."""
+    per_route: bool = True
+    """Counted per route: true for limits written on a route, and for gateway-wide defaults
+    whose key has ``route``; a default without it counts across all the routes it covers."""
+
+
+STATE_BACKENDS = ("auto", "memory", "workers", "redis")
+FAILURE_POLICIES = ("open", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    """Where shared state (rate-limit counters) lives. ``auto``: Redis when ``redis_url``
+    is set (native ``state.redis_url`` or ``PROPYLON_REDIS_URL``), else the workers' shared
+    table with ``--workers`` above 1, else this process."""
+
+    backend: str = "auto"
+    redis_url: str | None = None
+    timeout: float = 0.25
+    """Seconds one Redis decision may take, connecting included."""
+    on_failure: str = "open"
+    """When Redis does not answer: ``open`` admits the request, ``closed`` answers 503."""
+    key_prefix: str = "propylon:"
+    max_keys: int = 100_000
+    """Records kept by the in-process and cross-worker stores (least recently used, or
+    soonest to expire, make room)."""
+    redis_max_connections: int = 64
+
+    def chosen(self, workers: int) -> str:
+        if self.backend != "auto":
+            return self.backend
+        if self.redis_url:
+            return "redis"
+        return "workers" if workers > 1 else "memory"
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSpec:
     """One route, independent of the format it was written in.
 
@@ -166,6 +256,18 @@ class RouteSpec:
     anonymous_options: bool = False
     """``OPTIONS`` requests skip authentication and authorization and go upstream without
     an identity (Ocelot does this for every route; a native route only when it says so)."""
+    ocelot_rate_limit: OcelotRateLimit | None = None
+    """Ocelot ``RateLimitOptions`` (checked before authentication, as in Ocelot)."""
+    rate_limits: tuple[RateLimitPolicy, ...] = ()
+    """Native limits (checked after authentication: they may be keyed by the identity)."""
+
+    @property
+    def counter_key(self) -> str:
+        """How rate-limit counters name this route: stable when routes are reordered or the
+        gateway restarts, the same on every replica with the same config (Ocelot keys its
+        counters by the route's load-balancer key, which is built the same way)."""
+        methods = ",".join(sorted(self.methods)) if self.methods else "*"
+        return f"{methods}|{self.upstream_host or ''}|{self.upstream_path}"
 
     @property
     def label(self) -> str:
@@ -331,4 +433,5 @@ class GatewayConfig:
     forwarding: ForwardingPolicy = field(default_factory=ForwardingPolicy)
     plugins: tuple[PluginSpec, ...] = ()
     tls: TlsSpec | None = None
+    state: StateSpec = field(default_factory=StateSpec)
     warnings: tuple[Problem, ...] = ()

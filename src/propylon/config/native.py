@@ -7,6 +7,7 @@ format is ours, and a misspelt ``auth`` must not quietly leave a route public.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +18,16 @@ from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
 from propylon.config.ip_rules import effective
-from propylon.config.model import IDENTITY_HEADER, ClaimHeader, CorsPolicy, IpRules, RouteSpec
+from propylon.config.model import (
+    IDENTITY_HEADER,
+    ClaimHeader,
+    CorsPolicy,
+    IpRules,
+    RateLimitPolicy,
+    RouteSpec,
+)
 from propylon.config.native_access import OFF, read_cors, read_ip_rules
+from propylon.config.native_rate_limits import read_rate_limits, read_state
 from propylon.config.native_settings import (
     AuthSection,
     Strict,
@@ -48,6 +57,8 @@ TOP_LEVEL = (
     "plugins",
     "ip_rules",
     "cors",
+    "state",
+    "rate_limits",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -85,6 +96,8 @@ class _Route(Strict):
     ip_rules: object = None
     cors: object = None
     anonymous_options: bool = False
+    # Checked by native_rate_limits, which names every problem with its key path.
+    rate_limits: Any = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -107,10 +120,16 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     forwarding = read_forwarding(data.get("forwarding"), diag)
     plugins = read_plugins(data.get("plugins"), diag)
     tls = read_tls(data.get("tls"), diag, base_dir)
+    state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
     defaults = _Defaults(glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None)
-    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header, defaults)
+    limit_defaults = read_rate_limits(
+        data.get("rate_limits"), ("rate_limits",), diag, per_route=False
+    )
+    inherits: set[str] = set()
+    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header, defaults, inherits)
+    routes = _apply_default_limits(routes, inherits, limit_defaults or (), diag)
     _check_plugin_names(data.get("routes"), data.get("plugins"), diag)
     raw_providers = data.get("auth_providers")
     attempted = (
@@ -133,6 +152,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         forwarding=forwarding,
         plugins=plugins,
         tls=tls,
+        state=state,
     )
 
 
@@ -156,6 +176,36 @@ def _check_plugin_names(raw_routes: object, raw_plugins: object, diag: Diagnosti
                     ("routes", index, "plugins", i),
                     f"plugin {name!r} is not defined under plugins{hint}",
                 )
+
+
+def _needs_identity(policy: RateLimitPolicy) -> bool:
+    return any(part.kind in ("sub", "claim") for part in policy.key)
+
+
+def _apply_default_limits(
+    routes: tuple[RouteSpec, ...],
+    inherits: set[str],
+    defaults: tuple[RateLimitPolicy, ...],
+    diag: Diagnostics,
+) -> tuple[RouteSpec, ...]:
+    """Routes without ``rate_limits`` of their own (``inherits``) get the gateway-wide ones."""
+    if not defaults:
+        return routes
+    out: list[RouteSpec] = []
+    for route in routes:
+        if route.source not in inherits:
+            out.append(route)
+            continue
+        for policy in defaults:
+            if _needs_identity(policy) and route.auth is None:
+                diag.error(
+                    ("rate_limits",),
+                    f"{policy.source} is keyed by the caller's identity, but {route.source} "
+                    f"({route.label}) has no auth: give that route rate_limits of its own "
+                    "([] for none)",
+                )
+        out.append(replace(route, rate_limits=defaults))
+    return tuple(out)
 
 
 def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
@@ -215,6 +265,7 @@ def _read_routes(
     refs: list[ProviderRef],
     identity_header: str,
     defaults: _Defaults,
+    inherits: set[str],
 ) -> tuple[RouteSpec, ...]:
     if raw is None:
         diag.warning(("routes",), "no routes: every request will be answered 404")
@@ -242,6 +293,8 @@ def _read_routes(
         spec = _compile(route, loc, diag, refs, identity_header, defaults)
         if spec is not None:
             routes.append(spec)
+            if route.rate_limits is None:
+                inherits.add(spec.source)
     return tuple(routes)
 
 
@@ -313,6 +366,14 @@ def _compile(
         diag.warning(
             (*loc, "anonymous_options"), "has no effect on a route without auth (it is public)"
         )
+    at = (*loc, "rate_limits")
+    limits = read_rate_limits(route.rate_limits, at, diag, per_route=True) or ()
+    for index, policy in enumerate(limits):
+        if _needs_identity(policy) and auth is None:
+            diag.error(
+                (*at, index, "key"),
+                "sub and claim:<name> need the caller's identity: give the route `auth`",
+            )
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -340,6 +401,7 @@ def _compile(
         ip_rules=ip_rules,
         cors=cors_policy,
         anonymous_options=route.anonymous_options and auth is not None,
+        rate_limits=limits,
     )
 
 

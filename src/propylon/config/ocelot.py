@@ -18,6 +18,7 @@ names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's docume
 - ``SecurityOptions`` (route, else global) become the route's IP rules; ``Cors`` (route,
   else global) is propylon's extension (``ocelot_access``). Every ``OPTIONS`` request skips
   authentication and authorization, as Ocelot's middlewares do (``anonymous_options``).
+- ``RateLimitOptions``, route and global, merge as in Ocelot 25 (``ocelot_rate_limit``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from propylon.config import claim_headers, ocelot_access, templates, values
+from propylon.config import claim_headers, ocelot_access, ocelot_rate_limit, templates, values
 from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
@@ -39,6 +40,7 @@ from propylon.config.model import (
     CorsPolicy,
     DownstreamHost,
     IpRules,
+    OcelotRateLimit,
     RouteSpec,
 )
 from propylon.config.ocelot_keys import FILE, normalise
@@ -77,6 +79,7 @@ def read_ocelot(document: Document) -> ReadResult:
     routes: list[RouteSpec] = []
     refs: list[ProviderRef] = []
     request_ids: list[tuple[Loc, str]] = []
+    from_global: list[tuple[str, OcelotRateLimit]] = []
     for index, raw in enumerate(raw_routes):
         loc: Loc = ("Routes", index)
         try:
@@ -89,6 +92,9 @@ def read_ocelot(document: Document) -> ReadResult:
             request_ids.append(((*loc, "RequestIdKey"), route.RequestIdKey))
         if spec is not None:
             routes.append(spec)
+            if spec.ocelot_rate_limit is not None and route.RateLimitOptions is None:
+                from_global.append((spec.source, spec.ocelot_rate_limit))
+    ocelot_rate_limit.trap_warning(from_global, diag)
     base_url = _base_url(glob, diag)
     request_id_header = _request_id_header(glob, request_ids, diag)
     return ReadResult(
@@ -195,6 +201,9 @@ def _compile_route(
         except ValueError as exc:
             diag.error((*loc, "UpstreamHost"), str(exc))
     timeout = _timeout(route, loc, glob, diag)
+    rate_limit = ocelot_rate_limit.effective(
+        route.RateLimitOptions, route.Key, loc, glob.RateLimitOptions, diag
+    )
     priority = route.Priority if route.Priority is not None else 1
     if templates.is_catch_all(upstream):
         if route.Priority not in (None, 0):
@@ -230,6 +239,7 @@ def _compile_route(
         # Ocelot's AuthenticationMiddleware and AuthorizationMiddleware let every OPTIONS
         # request through (its issue 633: CORS preflights carry no token).
         anonymous_options=auth is not None,
+        ocelot_rate_limit=rate_limit,
     )
 
 

@@ -5,16 +5,15 @@ names, so ``upstreamPathTemplate`` and ``UPSTREAMPATHTEMPLATE`` are the same key
 rewrites every known key to its canonical spelling (recording the original for messages) and
 drops, with a warning, keys propylon does not act on: Ocelot features not implemented yet,
 and keys that are not Ocelot keys at all. A not-implemented key whose value asks for nothing
-(``{}``, ``[]``, ``""``, ``0``, ``false``, ``null``, a cache with ``TtlSeconds: 0``, rate
-limiting with ``EnableRateLimiting: false``) is accepted silently: Ocelot's own "everything
+(``{}``, ``[]``, ``""``, ``0``, ``false``, ``null``, a cache with ``TtlSeconds: 0``) is
+accepted silently: Ocelot's own "everything
 available" template writes them, and ignoring them changes nothing.
 
 An unknown key is a warning that suggests the key it resembles (``near_miss``), except when
 it resembles a key that protects or limits a route (``PROTECTIVE``), or is such a key in the
 wrong object (``AllowedScopes`` beside ``AuthenticationOptions`` instead of inside it): then
 it is an error, because as written the route would be served as if the key were absent,
-which for ``AuthenticationOptions`` means public. The contents of the unimplemented
-``RateLimitOptions`` are searched for such near misses too.
+which for ``AuthenticationOptions`` means public.
 """
 
 from __future__ import annotations
@@ -41,6 +40,9 @@ class Keys:
     hints: Mapping[str, str] = field(default_factory=dict)
     inspected: Mapping[str, Keys] = field(default_factory=dict)
     """Unimplemented keys whose objects are still searched for misspelt protective keys."""
+    dormant: Callable[[Mapping[Any, Any]], bool] | None = None
+    """An object of these keys that asks for nothing (a rate limiter with
+    ``EnableRateLimiting: false``): misspelt keys inside it are not reported."""
 
     def canonical(self, written: str) -> str | None:
         lower = written.lower()
@@ -79,30 +81,46 @@ CORS = Keys(
     },
 )
 
-RATE_LIMIT = Keys(
-    supported={},
-    # The route's and the global object's keys, old and new Ocelot names alike: only a near
-    # miss of ClientWhitelist matters inside an object propylon ignores.
-    unimplemented=frozenset(
-        {
-            "ClientWhitelist",
-            "EnableRateLimiting",
-            "Period",
-            "PeriodTimespan",
-            "Limit",
-            "Wait",
-            "EnableHeaders",
-            "StatusCode",
-            "KeyPrefix",
-            "QuotaMessage",
-            "ClientIdHeader",
-            "QuotaExceededMessage",
-            "RateLimitCounterPrefix",
-            "DisableRateLimitHeaders",
-            "HttpStatusCode",
-        }
-    ),
-)
+
+def _field(value: Mapping[Any, Any], name: str) -> Any:
+    for key, item in value.items():
+        if isinstance(key, str) and key.lower() == name.lower():
+            return item
+    return None
+
+
+_RATE_LIMIT_KEYS: dict[str, Keys | None] = {
+    # Ocelot 25 reads the old names too, as separate keys (the old one wins when both are
+    # given): they are not aliases.
+    name: None
+    for name in (
+        "ClientIdHeader",
+        "ClientWhitelist",
+        "EnableRateLimiting",
+        "EnableHeaders",
+        "DisableRateLimitHeaders",
+        "Limit",
+        "Period",
+        "PeriodTimespan",
+        "Wait",
+        "StatusCode",
+        "HttpStatusCode",
+        "QuotaMessage",
+        "QuotaExceededMessage",
+        "KeyPrefix",
+        "RateLimitCounterPrefix",
+    )
+}
+
+
+def _disabled(value: Mapping[Any, Any]) -> bool:
+    enabled = _field(value, "EnableRateLimiting")
+    return enabled is False or str(enabled).lower() == "false"
+
+
+RATE_LIMIT = Keys(supported=_RATE_LIMIT_KEYS, dormant=_disabled)
+
+GLOBAL_RATE_LIMIT = Keys(supported={**_RATE_LIMIT_KEYS, "RouteKeys": None}, dormant=_disabled)
 
 QOS = Keys(
     supported={"TimeoutValue": None},
@@ -140,7 +158,6 @@ _ROUTE_UNIMPLEMENTED = frozenset(
         "FileCacheOptions",
         "HttpHandlerOptions",
         "Metadata",
-        "RateLimitOptions",
         "ServiceName",
         "ServiceNamespace",
         "UpstreamHeaderTemplates",
@@ -170,10 +187,10 @@ ROUTE = Keys(
         "LoadBalancer": None,
         "SecurityOptions": SECURITY_OPTIONS,
         "Cors": CORS,
+        "RateLimitOptions": RATE_LIMIT,
     },
     unimplemented=_ROUTE_UNIMPLEMENTED,
     aliases={"rerouteiscasesensitive": "RouteIsCaseSensitive"},
-    inspected={"RateLimitOptions": RATE_LIMIT},
     hints={
         "dangerousacceptanyservercertificatevalidator": NOT_IMPLEMENTED
         + ": upstream TLS certificates are always verified",
@@ -194,11 +211,11 @@ GLOBAL = Keys(
         "LoadBalancerOptions": LOAD_BALANCER,
         "SecurityOptions": SECURITY_OPTIONS,
         "Cors": CORS,
+        "RateLimitOptions": GLOBAL_RATE_LIMIT,
     },
     unimplemented=frozenset(
         {
             "ServiceDiscoveryProvider",
-            "RateLimitOptions",
             "QoSOptions",
             "HttpHandlerOptions",
             "DownstreamHttpVersion",
@@ -212,7 +229,6 @@ GLOBAL = Keys(
             "AuthenticationOptions",
         }
     ),
-    inspected={"RateLimitOptions": RATE_LIMIT},
 )
 
 FILE = Keys(
@@ -278,13 +294,6 @@ def _inspect(value: object, keys: Keys, loc: Loc, diag: Diagnostics) -> None:
             _unknown(name, keys, loc, diag, quiet=True)
 
 
-def _field(value: Mapping[Any, Any], name: str) -> Any:
-    for key, item in value.items():
-        if isinstance(key, str) and key.lower() == name.lower():
-            return item
-    return None
-
-
 def _cache_active(value: object) -> bool:
     if not isinstance(value, Mapping):
         return not is_inert(value)
@@ -292,19 +301,9 @@ def _cache_active(value: object) -> bool:
     return isinstance(ttl, int | float) and ttl > 0
 
 
-def _rate_limit_active(value: object) -> bool:
-    if not isinstance(value, Mapping):
-        return not is_inert(value)
-    enabled = _field(value, "EnableRateLimiting")
-    if enabled is not None:
-        return enabled is True or str(enabled).lower() == "true"
-    return not is_inert(value)
-
-
 _ACTIVE: Mapping[str, Callable[[object], bool]] = {
     "CacheOptions": _cache_active,
     "FileCacheOptions": _cache_active,
-    "RateLimitOptions": _rate_limit_active,
 }
 
 
@@ -351,7 +350,11 @@ def normalise(
         spelling[here] = name
         nested = keys.supported[canonical]
         if nested is not None and isinstance(value, Mapping):
-            value = normalise(value, nested, here, spelling, diag)
+            quiet = nested.dormant is not None and nested.dormant(value)
+            # A dormant object's slips cannot leave anything open: they are not reported.
+            value = normalise(
+                value, nested, here, spelling, Diagnostics(diag.file) if quiet else diag
+            )
         elif nested is not None and isinstance(value, list):
             value = [
                 normalise(item, nested, (*here, i), spelling, diag)

@@ -20,6 +20,7 @@ def _not_bool(value: Any) -> Any:
 
 
 Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
 class _Model(BaseModel):
@@ -63,6 +64,31 @@ class CorsModel(_Model):
     MaxAge: Int | None = None
 
 
+class RateLimitModel(_Model):
+    """``RateLimitOptions`` as written (Ocelot's ``FileRateLimitByHeaderRule``): every key
+    optional, so that merging with the global object can tell "absent" from "given"."""
+
+    ClientIdHeader: str | None = None
+    ClientWhitelist: list[str] | None = None
+    EnableRateLimiting: bool | None = None
+    EnableHeaders: bool | None = None
+    DisableRateLimitHeaders: bool | None = None
+    Limit: Int | None = None
+    Period: str | None = None
+    PeriodTimespan: Float | None = None
+    Wait: str | None = None
+    StatusCode: Int | None = None
+    HttpStatusCode: Int | None = None
+    QuotaMessage: str | None = None
+    QuotaExceededMessage: str | None = None
+    KeyPrefix: str | None = None
+    RateLimitCounterPrefix: str | None = None
+
+
+class GlobalRateLimitModel(RateLimitModel):
+    RouteKeys: list[str] | None = None
+
+
 class OcelotRoute(_Model):
     UpstreamPathTemplate: str
     UpstreamHttpMethod: list[str] = []
@@ -83,6 +109,7 @@ class OcelotRoute(_Model):
     LoadBalancer: str | None = None
     SecurityOptions: SecurityOptionsModel | None = None
     Cors: CorsModel | None = None
+    RateLimitOptions: RateLimitModel | None = None
 
 
 class GlobalConfiguration(_Model):
@@ -93,3 +120,4 @@ class GlobalConfiguration(_Model):
     LoadBalancerOptions: LoadBalancerModel | None = None
     SecurityOptions: SecurityOptionsModel | None = None
     Cors: CorsModel | None = None
+    RateLimitOptions: GlobalRateLimitModel | None = None

@@ -13,6 +13,7 @@ from propylon.config.model import (
     PluginSpec,
     Problem,
     RouteSpec,
+    StateSpec,
     StatsAccess,
     TlsSpec,
 )
@@ -49,3 +50,4 @@ class ReadResult:
     forwarding: ForwardingPolicy | None = None
     plugins: tuple[PluginSpec, ...] = ()
     tls: TlsSpec | None = None
+    state: StateSpec | None = None

@@ -38,6 +38,8 @@ from propylon.stages.authn import Authenticate, Authorize, Identify
 from propylon.stages.cors import Cors
 from propylon.stages.ip_filter import IpFilter
 from propylon.stages.plugin import PluginStage
+from propylon.stages.rate_limit import NativeLimiter, OcelotLimiter
+from propylon.state import StateStore, open_store
 
 
 class Site:
@@ -63,6 +65,7 @@ class Site:
         self.run_dir = run_dir
         self.loop = asyncio.get_running_loop()
         self._plugins: dict[str, Plugin] = {}
+        self._state: StateStore | None = None
         self.gateway_owned = frozenset(
             {config.identity_header.lower(), config.request_id_header.lower()}
             | {n.decode("ascii") for n in stripped_names(config.routes)}
@@ -88,6 +91,17 @@ class Site:
         for plugin in self._plugins.values():
             await plugin.close()
 
+    @property
+    def state(self) -> StateStore:
+        """The worker's state store (rate-limit counters), opened when a route first needs
+        it: a config without rate limits maps no table and opens no Redis connection."""
+        store = self._state
+        if store is None:
+            store = self._state = open_store(
+                self.config.state, workers=self.workers, run_dir=self.run_dir
+            )
+        return store
+
 
 def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
     """The request stages of one route, in phase order (see the module docstring)."""
@@ -96,12 +110,17 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         stages.append(IpFilter(IpPolicy(spec.ip_rules)))
     if spec.cors is not None:
         stages.append(Cors(CorsRules(spec.cors)))
+    if spec.ocelot_rate_limit is not None:
+        stages.append(OcelotLimiter(spec.ocelot_rate_limit, spec, site.state))
     auth = spec.auth
+    options = spec.anonymous_options
     if auth is not None:
-        options = spec.anonymous_options
         stages.append(Authenticate(site.authenticator, auth, anonymous_options=options))
         if auth.allowed_scopes or auth.required_claims:
             stages.append(Authorize(auth, anonymous_options=options))
+    if spec.rate_limits:
+        stages.append(NativeLimiter(spec.rate_limits, spec, site.state))
+    if auth is not None:
         stages.append(
             Identify(
                 site.identity,

@@ -1,0 +1,233 @@
+"""Rate limiting on a route: Ocelot's ``RateLimitOptions`` and the native ``rate_limits``.
+
+``OcelotLimiter`` runs before authentication (phase 3, as in Ocelot: unauthenticated calls
+use quota too) and behaves as Ocelot 25's middleware: the client is the value of the
+``ClientIdHeader``; a whitelisted client is neither counted nor given headers; a request
+without the header is refused with 503 naming the route and the rule; a refused request gets
+the rule's ``StatusCode`` with ``QuotaMessage`` as the envelope's ``message`` and, when headers
+are enabled, ``Retry-After`` in seconds with a fraction; an admitted one gets
+``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset``.
+
+``NativeLimiter`` runs after authentication (phase 6: its key may be the verified identity):
+GCRA over every limit of the route at once, ``RateLimit-Policy`` and ``RateLimit`` on every
+response of the route, 429 with ``Retry-After`` (whole seconds) when refused.
+
+Both decide in the worker's state store: at once when it is in-process or shared by the
+workers, in a spawned task (``PENDING``) when it is Redis. When Redis does not answer, the
+failure policy decides: ``open`` admits the request (without rate-limit headers, which
+would be guesses), ``closed`` answers 503 ``NotReady`` with ``Retry-After: 1``.
+
+Counter keys are ``<readable prefix>:<hash>``: the hash covers the route, the rule and the
+client's values, so a client-sent value of any length makes a key of fixed size.
+"""
+
+from __future__ import annotations
+
+import time
+from hashlib import blake2b
+from typing import Final
+
+from propylon import errors
+from propylon.auth.claims import claim_value
+from propylon.config import dotnet_format
+from propylon.config.durations import dotnet_number
+from propylon.config.model import OcelotRateLimit, RateLimitPolicy, RouteSpec
+from propylon.plane.stage import CONTINUE, Flow, RequestStage
+from propylon.ratelimit import fields, gcra
+from propylon.ratelimit.fixed_window import FixedWindow
+from propylon.ratelimit.gcra import Gcra
+from propylon.state.store import StateStore, StoreUnavailable
+
+UNAVAILABLE_HEADERS: Final = (("Retry-After", "1"),)
+NO_CLIENT_HEADERS: Final = (("Retry-After", "-1"),)
+NO_HEADERS: tuple[tuple[str, str], ...] = ()
+
+
+def counter_key(readable: bytes, material: bytes) -> bytes:
+    return readable + blake2b(material, digest_size=16).hexdigest().encode()
+
+
+class OcelotLimiter(RequestStage):
+    """One Ocelot route's ``RateLimitOptions`` (already merged with the global ones)."""
+
+    name = "rate_limit"
+
+    __slots__ = (
+        "closed",
+        "enable_headers",
+        "exceeded",
+        "header",
+        "limit",
+        "limit_line",
+        "namespace",
+        "period",
+        "readable",
+        "store",
+        "transition",
+        "unknown",
+        "whitelist",
+    )
+
+    def __init__(self, spec: OcelotRateLimit, route: RouteSpec, store: StateStore) -> None:
+        self.store = store
+        self.closed = False
+        self.header = spec.client_id_header.lower().encode("latin-1")
+        self.whitelist = frozenset(c.encode("utf-8") for c in spec.client_whitelist)
+        self.limit = spec.limit
+        self.period = spec.period_seconds
+        self.enable_headers = spec.enable_headers
+        self.transition = FixedWindow(spec.limit, spec.period_seconds, spec.wait_seconds)
+        self.readable = spec.key_prefix.encode("utf-8")[:64] + b":"
+        self.namespace = f"{spec.key_prefix}\0{route.counter_key}\0{spec.rule}\0".encode()
+        message = dotnet_format.render(spec.quota_message, (str(spec.limit), spec.period))
+        kind = errors.RATE_LIMITED
+        self.exceeded = errors.ErrorKind(spec.status, kind.code, kind.codemessage, message)
+        known = errors.CLIENT_NOT_IDENTIFIED
+        # Ocelot's words, so that clients and logs written against Ocelot still match.
+        self.unknown = errors.ErrorKind(
+            known.status,
+            known.code,
+            known.codemessage,
+            f"Rate limiting client could not be identified for the route "
+            f"'{route.upstream_path}' due to a missing or unknown client ID header required "
+            f"by rule '{spec.rule}'!",
+        )
+        self.limit_line = f"X-RateLimit-Limit: {spec.limit}".encode()
+
+    def on_request(self, flow: Flow) -> int:
+        client = flow.header(self.header)
+        if (client or b"") in self.whitelist:
+            return CONTINUE
+        if not client:
+            return flow.refuse(
+                self.unknown, NO_CLIENT_HEADERS if self.enable_headers else NO_HEADERS
+            )
+        key = counter_key(self.readable, self.namespace + client)
+        store = self.store
+        if store.synchronous:
+            return self.settle(flow, store.run(self.transition, [key], time.time()))
+        return flow.spawn(self._remote(flow, key))
+
+    async def _remote(self, flow: Flow, key: bytes) -> int:
+        try:
+            result = await self.store.run_async(self.transition, [key])
+        except StoreUnavailable:
+            return fail(flow, self.store)
+        return self.settle(flow, result)
+
+    def settle(self, flow: Flow, result: list[float]) -> int:
+        total = int(result[0])
+        if total > self.limit:
+            if self.enable_headers:
+                return flow.refuse(self.exceeded, (("Retry-After", dotnet_number(result[2])),))
+            return flow.refuse(self.exceeded)
+        if self.enable_headers:
+            flow.add_response_line(self.limit_line)
+            flow.add_response_line(b"X-RateLimit-Remaining: %d" % (self.limit - total))
+            reset = fields.ocelot_reset(result[1] + self.period)
+            flow.add_response_line(b"X-RateLimit-Reset: " + reset.encode())
+        return CONTINUE
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def fail(flow: Flow, store: StateStore) -> int:
+    """The failure policy, while the store (Redis) does not answer."""
+    if store.failure_policy == "closed":
+        return flow.refuse(errors.STATE_UNAVAILABLE, UNAVAILABLE_HEADERS)
+    return CONTINUE
+
+
+class NativeLimiter(RequestStage):
+    """A native route's limits, decided together (GCRA)."""
+
+    name = "rate_limit"
+
+    __slots__ = (
+        "limits",
+        "names",
+        "namespaces",
+        "parts",
+        "periods",
+        "policy_line",
+        "store",
+        "transition",
+    )
+
+    def __init__(
+        self, policies: tuple[RateLimitPolicy, ...], route: RouteSpec, store: StateStore
+    ) -> None:
+        self.store = store
+        self.limits = [p.limit for p in policies]
+        self.periods = [p.period for p in policies]
+        self.names = [p.name for p in policies]
+        self.transition = Gcra(self.limits, self.periods)
+        self.policy_line = fields.policy_line(policies)
+        self.namespaces: list[bytes] = []
+        self.parts: list[tuple[tuple[str, str], ...]] = []
+        for policy in policies:
+            scope = route.counter_key if policy.per_route else "*"
+            key = ",".join(str(part) for part in policy.key)
+            self.namespaces.append(
+                f"{policy.name}\0{policy.limit}/{policy.period!r}\0{scope}\0{key}\0".encode()
+            )
+            self.parts.append(tuple((part.kind, part.name) for part in policy.key))
+
+    def keys(self, flow: Flow) -> list[bytes]:
+        keys: list[bytes] = []
+        principal = flow.principal
+        for namespace, parts in zip(self.namespaces, self.parts, strict=True):
+            material = namespace
+            for kind, name in parts:
+                if kind == "ip":
+                    value = flow.client_address().encode()
+                elif kind == "sub":
+                    value = principal.subject.encode() if principal is not None else b""
+                elif kind == "claim":
+                    claim = claim_value(principal.claims, name) if principal is not None else None
+                    value = b"" if claim is None else str(claim).encode()
+                elif kind == "header":
+                    value = flow.header(name.encode()) or b""
+                else:  # route: the namespace names it already
+                    continue
+                # length-prefixed, so that no two lists of values run together into one
+                material += b"%d:" % len(value) + value
+            keys.append(counter_key(b"rl:", material))
+        return keys
+
+    def on_request(self, flow: Flow) -> int:
+        keys = self.keys(flow)
+        store = self.store
+        if store.synchronous:
+            return self.settle(flow, store.run(self.transition, keys, time.time()))
+        return flow.spawn(self._remote(flow, keys))
+
+    async def _remote(self, flow: Flow, keys: list[bytes]) -> int:
+        try:
+            result = await self.store.run_async(self.transition, keys)
+        except StoreUnavailable:
+            return fail(flow, self.store)
+        return self.settle(flow, result)
+
+    def settle(self, flow: Flow, result: list[float]) -> int:
+        admitted = result[0] == 1.0
+        now = result[1]
+        items: list[str] = []
+        retry = 0
+        for index, limit in enumerate(self.limits):
+            period = self.periods[index]
+            used = result[2 + index] - now
+            left = gcra.remaining(limit, period, used)
+            reset = gcra.next_unit(limit, period, used, left)
+            if not admitted and left == 0 and reset > retry:
+                retry = reset
+            items.append(fields.limit_item(self.names[index], left, reset))
+        flow.add_response_line(self.policy_line)
+        flow.add_response_line(("RateLimit: " + ", ".join(items)).encode())
+        if admitted:
+            return CONTINUE
+        return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))
+
+    async def close(self) -> None:
+        await self.store.close()
