@@ -7,10 +7,12 @@ in ``GatewayConfig.warnings``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from propylon.config import assertion
 from propylon.config.detect import detect_format
 from propylon.config.diagnostics import render
 from propylon.config.document import Document, duplicate_keys, read_document
@@ -24,6 +26,7 @@ from propylon.config.model import (
     JwtProviderSpec,
     Limits,
     Problem,
+    RouteSpec,
     StatsAccess,
 )
 from propylon.config.native import read_native
@@ -58,6 +61,15 @@ def compile_document(
         problems.extend(env_problems)
         if bearer is not None:
             providers[BEARER] = bearer
+    routes = result.routes
+    signing = result.assertion
+    if format_ is ConfigFormat.NATIVE:
+        problems.extend(_native_ignores_environment(env))
+    else:
+        signing, audiences, assertion_problems = assertion.environment_settings(env)
+        problems.extend(assertion_problems)
+        if signing is not None:
+            routes = _with_audiences(routes, audiences, document.file, problems)
     env_failed = any(p.severity == "error" for p in problems if p.file != document.file)
     used: set[str] = set()
     for ref in result.provider_refs:
@@ -76,13 +88,13 @@ def compile_document(
                     "warning",
                 )
             )
-    problems.extend(find_conflicts(result.routes, document.file))
+    problems.extend(find_conflicts(routes, document.file))
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
     return GatewayConfig(
         source=document.file,
         format=format_,
-        routes=result.routes,
+        routes=routes,
         providers=MappingProxyType(providers),
         base_url=result.base_url,
         request_id_header=result.request_id_header or "X-Request-Id",
@@ -91,8 +103,41 @@ def compile_document(
         limits=result.limits or Limits(),
         stats=result.stats or StatsAccess(),
         forwarding=result.forwarding or ForwardingPolicy(),
+        assertion=signing,
         warnings=tuple(problems),
     )
+
+
+def _with_audiences(
+    routes: tuple[RouteSpec, ...], names: Mapping[str, str], file: str, problems: list[Problem]
+) -> tuple[RouteSpec, ...]:
+    """Ocelot and seed files with assertions on: every authenticated route signs for its
+    downstream service (these formats have no per-route switch)."""
+    signed: list[RouteSpec] = []
+    for spec in routes:
+        if spec.auth is not None:
+            try:
+                audience = assertion.audience_of(spec.downstream_hosts, names)
+            except ValueError as exc:
+                where = assertion.VARIABLES["audiences"]
+                problems.append(Problem(file, spec.source, f"{exc}: map them to one in {where}"))
+            else:
+                spec = dataclasses.replace(spec, assertion_audience=audience)
+        signed.append(spec)
+    return tuple(signed)
+
+
+def _native_ignores_environment(env: Mapping[str, str]) -> list[Problem]:
+    return [
+        Problem(
+            assertion.ENV_FILE,
+            name,
+            "ignored: a native config says what it signs in its assertion block",
+            "warning",
+        )
+        for name in assertion.VARIABLES.values()
+        if env.get(name, "").strip()
+    ]
 
 
 def _read(document: Document, format_: ConfigFormat, env: Mapping[str, str]) -> ReadResult:

@@ -12,15 +12,17 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from propylon.config import claim_headers, near_miss, templates, values
+from propylon.config import assertion, claim_headers, near_miss, templates, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
-from propylon.config.model import IDENTITY_HEADER, ClaimHeader, RouteSpec
+from propylon.config.model import IDENTITY_HEADER, ClaimHeader, DownstreamHost, RouteSpec
 from propylon.config.native_settings import (
     AuthSection,
+    RouteAssertion,
     Strict,
     StrList,
     auth_requirement,
+    read_assertion,
     read_forwarding,
     read_limits,
     read_providers,
@@ -39,6 +41,7 @@ TOP_LEVEL = (
     "stats",
     "forwarding",
     "auth_providers",
+    "assertion",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -72,6 +75,7 @@ class _Route(Strict):
     auth: AuthSection | None = None
     claim_headers: dict[str, str] = {}
     allow_underscores: bool | None = None
+    assertion: bool | RouteAssertion | None = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -92,7 +96,11 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     limits = read_limits(data.get("limits"), diag)
     stats = read_stats(data.get("stats"), diag, refs)
     forwarding = read_forwarding(data.get("forwarding"), diag)
-    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header)
+    signing = read_assertion(data.get("assertion"), diag, base_dir)
+    # On when the block is there, even if it has errors: those are reported already, and
+    # the routes' own assertion keys are then judged against what was meant.
+    signs = data.get("assertion") is not None
+    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header, signs)
     raw_providers = data.get("auth_providers")
     attempted = (
         frozenset(str(name) for name in raw_providers)
@@ -112,6 +120,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         limits=limits,
         stats=stats,
         forwarding=forwarding,
+        assertion=signing,
     )
 
 
@@ -157,7 +166,7 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
 
 
 def _read_routes(
-    raw: object, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
+    raw: object, diag: Diagnostics, refs: list[ProviderRef], identity_header: str, signs: bool
 ) -> tuple[RouteSpec, ...]:
     if raw is None:
         diag.warning(("routes",), "no routes: every request will be answered 404")
@@ -182,14 +191,19 @@ def _read_routes(
                     (*loc, "name"), f"name {route.name!r} is already used by {names[route.name]}"
                 )
             names.setdefault(route.name, diag.path(loc))
-        spec = _compile(route, loc, diag, refs, identity_header)
+        spec = _compile(route, loc, diag, refs, identity_header, signs)
         if spec is not None:
             routes.append(spec)
     return tuple(routes)
 
 
 def _compile(
-    route: _Route, loc: Loc, diag: Diagnostics, refs: list[ProviderRef], identity_header: str
+    route: _Route,
+    loc: Loc,
+    diag: Diagnostics,
+    refs: list[ProviderRef],
+    identity_header: str,
+    signs: bool,
 ) -> RouteSpec | None:
     errors = len(diag.problems)
     upstream, captured, is_regex = _upstream(route, loc, diag)
@@ -241,6 +255,7 @@ def _compile(
     if found and auth is None:
         diag.error((*loc, "claim_headers"), "headers from claims need `auth` on the route")
     identity_claim, from_claims = claim_headers.assign(found, identity_header, diag)
+    audience = _audience(route, tuple(hosts), auth is not None, signs, loc, diag)
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -264,7 +279,43 @@ def _compile(
         claim_headers=from_claims,
         identity_claim=identity_claim,
         allow_underscores=route.allow_underscores,
+        assertion_audience=audience,
     )
+
+
+def _audience(
+    route: _Route,
+    hosts: tuple[DownstreamHost, ...],
+    authenticated: bool,
+    signs: bool,
+    loc: Loc,
+    diag: Diagnostics,
+) -> str | None:
+    """The route's assertion audience: on every authenticated route once the top-level
+    ``assertion`` block exists, unless the route says ``assertion: false``."""
+    given = route.assertion
+    at = (*loc, "assertion")
+    if given is not None and given is not False and not signs:
+        diag.error(at, "assertions are off: add a top-level assertion block with its key_file")
+        return None
+    if given is not None and given is not False and not authenticated:
+        diag.error(at, "needs `auth` on the route: a public route has no caller to assert")
+        return None
+    if not signs or not authenticated or given is False:
+        return None
+    if isinstance(given, RouteAssertion) and given.audience is not None:
+        try:
+            return assertion.check_audience(given.audience)
+        except ValueError as exc:
+            diag.error((*at, "audience"), str(exc))
+            return None
+    if not hosts:
+        return None  # already reported: the route has no usable downstream host
+    try:
+        return assertion.audience_of(hosts, {})
+    except ValueError as exc:
+        diag.error(at, f"{exc}: set assertion.audience on the route")
+        return None
 
 
 def _kind(is_regex: bool) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from propylon.config.model import (
+    AssertionSettings,
     ForwardingPolicy,
     JwtProviderSpec,
     Limits,
@@ -45,3 +46,5 @@ class ReadResult:
     limits: Limits | None = None
     stats: StatsAccess | None = None
     forwarding: ForwardingPolicy | None = None
+    assertion: AssertionSettings | None = None
+    """The native ``assertion`` block (routes' audiences are already set)."""

@@ -25,10 +25,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from propylon.auth import Authenticator
+from propylon.auth.assertion import AssertionSigner, signer_for
 from propylon.config.model import GatewayConfig, RouteSpec
 from propylon.plane.stage import RequestStage
 from propylon.policies.claim_headers import ClaimHeaders
 from propylon.policies.identity import IdentityHeader
+from propylon.stages.assertion import SignAssertion
 from propylon.stages.authn import Authenticate, Authorize, Identify
 
 
@@ -54,6 +56,18 @@ class Site:
         self.workers = workers
         self.run_dir = run_dir
         self.loop = asyncio.get_running_loop()
+        self._signer: AssertionSigner | None = None
+
+    def assertion_signer(self) -> AssertionSigner:
+        """The worker's one signer (one memo for all routes), built when a route needs it."""
+        signer = self._signer
+        if signer is None:
+            settings = self.config.assertion
+            if settings is None:
+                raise ValueError("a route signs assertions but the config has no key")
+            signer = signer_for(settings)
+            self._signer = signer
+        return signer
 
 
 def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
@@ -67,4 +81,8 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         stages.append(
             Identify(site.identity, spec.identity_claim, ClaimHeaders(spec.claim_headers))
         )
+        if spec.assertion_audience is not None:
+            stages.append(
+                SignAssertion(site.assertion_signer(), spec.assertion_audience, spec.identity_claim)
+            )
     return tuple(stages)
