@@ -110,7 +110,8 @@ class AssertionSigner:
     def write_public_keys(self, path: Path) -> None:
         """Write ``jwks()`` to ``path`` atomically (services re-read it when it changes)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
+        # A name per process: two gateways publishing to one shared file must not race.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_bytes(orjson.dumps(self.jwks()))
         temporary.replace(path)
 
