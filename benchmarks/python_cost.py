@@ -22,6 +22,7 @@ resolves small changes that timings cannot; it takes about a minute per scenario
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
 import shutil
@@ -97,7 +98,9 @@ WARMUP = 5000
 
 def signing_env() -> dict[str, str]:
     """ENV with the signed hop on (a throwaway key): every authenticated route signs."""
-    key = Path(tempfile.mkdtemp(prefix="python-cost-")) / "assertion.pem"
+    directory = tempfile.mkdtemp(prefix="python-cost-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    key = Path(directory) / "assertion.pem"
     load_or_create_key(key)
     return {**ENV, "PROPYLON_ASSERTION_KEY_FILE": str(key)}
 
