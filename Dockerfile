@@ -22,6 +22,9 @@ COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
 
 COPY deploy /etc/propylon
+# Mount points of compose's gateway-key (private, 0700) and gateway-public-keys volumes: a
+# fresh named volume takes this ownership, so the app user can write the key there.
+RUN mkdir -p /keys/private /keys/public && chown -R app:app /keys && chmod 700 /keys/private
 USER app
 EXPOSE 8000
 # SIGTERM drains in-flight requests, then the process exits 0.

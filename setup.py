@@ -29,6 +29,7 @@ COMPILED = [
     "src/propylon/stages/ip_filter.py",
     "src/propylon/stages/cors.py",
     "src/propylon/stages/rate_limit.py",
+    "src/propylon/stages/assertion.py",
     # rate limiting: the algorithms, the header fields, the in-process and workers' stores
     "src/propylon/ratelimit/gcra.py",
     "src/propylon/ratelimit/fixed_window.py",
@@ -65,6 +66,7 @@ COMPILED = [
     "src/propylon/auth/requirements.py",
     "src/propylon/auth/token_cache.py",
     "src/propylon/auth/verifier.py",
+    "src/propylon/auth/assertion.py",
 ]
 
 # mypyc type-checks what it compiles. Strictness is `make typecheck`'s job (pyproject's

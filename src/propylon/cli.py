@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(handler=_explain)
 
+    key = commands.add_parser(
+        "assertion-key",
+        help="create the signed hop's Ed25519 key (kept if it exists) and its public keys",
+    )
+    key.add_argument("key", metavar="KEY", help="private key file (PEM, created mode 0600)")
+    key.add_argument(
+        "--public-keys",
+        metavar="PATH",
+        help="also write the public JWK set here (SERVICEKIT_GATEWAY_PUBLIC_KEYS_FILE)",
+    )
+    key.set_defaults(handler=_assertion_key)
+
     for sub in (run, check, routes, explain):
         sub.add_argument(
             "--format",
@@ -174,11 +186,72 @@ def _run(args: argparse.Namespace) -> int:
     config = _load_or_report(args.config, args)
     if config is None:
         return EXIT_UNUSABLE
+    if config.assertion is not None and not _publish_assertion_keys(config):
+        return EXIT_UNUSABLE
     # Imported here: the engine pulls in uvloop and the data plane, which check/routes/explain
     # never need.
     from propylon.engine.runner import serve
 
     return serve(config, host=args.host, port=args.port, workers=args.workers)
+
+
+def _publish_assertion_keys(config: GatewayConfig) -> bool:
+    """Write the signed hop's public keys where the config says, once, before any worker
+    starts (workers writing one file at once would race); False after saying why not."""
+    from pathlib import Path
+
+    from propylon.auth.assertion import signer_for
+
+    settings = config.assertion
+    assert settings is not None
+    log = logging.getLogger("propylon.assertion")
+    signer = signer_for(settings)
+    signed = sum(spec.assertion_audience is not None for spec in config.routes)
+    log.info(
+        "signing gateway assertions on %d route%s with key %s (kid %s)",
+        signed,
+        "" if signed == 1 else "s",
+        settings.key_file,
+        signer.kid,
+    )
+    if settings.public_keys_file is None:
+        log.warning(
+            "the assertion's public keys are written nowhere: services cannot verify them "
+            "unless given the key another way (set the public keys file in the config)"
+        )
+        return True
+    try:
+        signer.write_public_keys(Path(settings.public_keys_file))
+    except OSError as exc:
+        print(
+            f"{settings.public_keys_file}: cannot write the assertion's public keys "
+            f"({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return False
+    log.info("assertion public keys written to %s", settings.public_keys_file)
+    return True
+
+
+def _assertion_key(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from propylon.auth.assertion import AssertionSigner, load_or_create_key
+
+    path = Path(args.key)
+    existed = path.exists()
+    try:
+        signer = AssertionSigner(load_or_create_key(path))
+        if args.public_keys is not None:
+            signer.write_public_keys(Path(args.public_keys))
+    except (ValueError, OSError) as exc:
+        print(f"propylon assertion-key: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    state = "kept" if existed else "created"
+    print(f"{path}: {state} (Ed25519, kid {signer.kid})")
+    if args.public_keys is not None:
+        print(f"{args.public_keys}: public keys written")
+    return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:

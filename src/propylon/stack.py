@@ -2,7 +2,9 @@
 
 Starts the identity service, the profiles service (SQLite files, generated development keys
 and an admin password generated once per state directory, all under ``.run/``) and the
-gateway with ``deploy/ocelot.local.json`` (the second seed's format; written to the state
+gateway with ``deploy/ocelot.local.json``, with the signed hop on: the gateway's assertion
+key is generated once into ``.run/gateway/`` and the services trust only assertions signed
+with it (never a bare ``User`` header) (the second seed's format; written to the state
 directory with this run's ports), waits until each answers, prints where everything listens
 (the admin password's file, never the password) and a short curl walkthrough, and stops
 everything cleanly on Ctrl-C (or SIGTERM).
@@ -24,6 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from propylon.auth.assertion import AssertionSigner, load_or_create_key
 from propylon.ports import bind_problem, served_by
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +38,9 @@ propylon stack is up:
   profiles  http://127.0.0.1:{prof}   (internal; OpenAPI at /docs)
   state     {state}  (SQLite files, keys, avatars; delete it to start over)
   admin     {admin_user}, password {admin_password_source}
+  signed    identity and profiles believe only assertions the gateway signs
+            (key {assertion_key}); a bare User header sent to them directly is a 401:
+            curl -s http://127.0.0.1:{idp}/auth/users -H 'User: {admin_user}'
 
 Try it:
   curl -s -XPOST http://{host}:{gw}/auth/users -H 'Content-Type: application/json' \\
@@ -154,9 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     (state / "profiles").mkdir(parents=True, exist_ok=True)
     admin_user = os.environ.get("IDENTITY_ADMIN_USERNAME", "admin")
     admin_password_value, admin_password_source = admin_password(state)
+    # Generated here, for this checkout only; production names its key (docs/deployment.md).
+    assertion_key = state / "gateway" / "assertion-key.pem"
+    public_keys = state / "gateway" / "gateway-keys.json"
+    try:
+        signer = AssertionSigner(load_or_create_key(assertion_key))
+        # Before the services start, so they never wait for it; the gateway writes it again.
+        signer.write_public_keys(public_keys)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"{exc}: delete {assertion_key} to have a new key made") from None
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    verifying = {"SERVICEKIT_GATEWAY_PUBLIC_KEYS_FILE": str(public_keys)}
     identity_env = {
         **base_env,
+        **verifying,
         "IDENTITY_DATA_DIR": str(state / "identity"),
         "IDENTITY_MIGRATE": "true",
         "IDENTITY_ADMIN_USERNAME": admin_user,
@@ -164,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     profiles_env = {
         **base_env,
+        **verifying,
         "PROFILES_DATA_DIR": str(state / "profiles"),
         "PROFILES_MIGRATE": "true",
-        # The gateway injects X-User-Role from the verified token and strips any client copy.
-        "PROFILES_TRUST_ROLE_HEADER": "true",
+        # No PROFILES_TRUST_ROLE_HEADER: the caller's role comes in the signed assertion.
     }
     jwks = f"http://127.0.0.1:{args.identity_port}/auth/.well-known/jwks.json"
     gateway_env = {
@@ -175,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         "PROPYLON_JWKS_URL": jwks,
         "PROPYLON_JWT_ALGORITHMS": "RS256",
         "PROPYLON_JWT_ISSUER": identity_env.get("IDENTITY_ISSUER", "propylon-identity"),
+        "PROPYLON_ASSERTION_KEY_FILE": str(assertion_key),
+        "PROPYLON_ASSERTION_PUBLIC_KEYS_FILE": str(public_keys),
+        # deploy/ocelot.local.json reaches both services at 127.0.0.1: name them by port.
+        "PROPYLON_ASSERTION_AUDIENCES": (
+            f"127.0.0.1:{args.identity_port}=identity,127.0.0.1:{args.profiles_port}=profiles"
+        ),
     }
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
@@ -246,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 state=state,
                 admin_user=admin_user,
                 admin_password_source=admin_password_source,
+                assertion_key=assertion_key,
             ),
             flush=True,
         )

@@ -1,8 +1,11 @@
 """The whole stack as real processes: identity, profiles and the gateway in front of them.
 
 The gateway runs the shipped ``deploy/ocelot.local.json`` with only the service ports
-rewritten, so what is tested is the configuration people start from. Each process writes
-its output to a file, which failing tests show (see conftest.py).
+rewritten, so what is tested is the configuration people start from. The signed hop is on,
+explicitly, as ``make run`` turns it on: the gateway signs with a key made by
+``propylon assertion-key`` and writes its public keys where the services read them, so they
+ignore bare ``User`` / ``X-User-Role`` headers. Each process writes its output to a file,
+which failing tests show (see conftest.py).
 """
 
 from __future__ import annotations
@@ -40,7 +43,14 @@ LOG_TAIL_LINES = 150
 
 # Variables of the developer's shell that would change what the processes do.
 _INHERITED_OUT = ("DATABASE_URL",)
-_INHERITED_OUT_PREFIXES = ("IDENTITY_", "PROFILES_", "SERVICEKIT_", "PROPYLON_JWT", "PROPYLON_JWKS")
+_INHERITED_OUT_PREFIXES = (
+    "IDENTITY_",
+    "PROFILES_",
+    "SERVICEKIT_",
+    "PROPYLON_JWT",
+    "PROPYLON_JWKS",
+    "PROPYLON_ASSERTION",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +66,22 @@ class RunningStack:
     gateway_port: int
     identity_port: int
     profiles_port: int
+    public_keys: Path
+    """The gateway's public JWK set, as the services read it."""
     processes: tuple[RunningProcess, ...]
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def identity_url(self) -> str:
+        """Straight to the service, past the gateway: what a caller inside the network sees."""
+        return f"http://127.0.0.1:{self.identity_port}"
+
+    @property
+    def profiles_url(self) -> str:
+        return f"http://127.0.0.1:{self.profiles_port}"
 
     @property
     def identity_upstream(self) -> str:
@@ -155,8 +176,31 @@ def running_stack(backend: str, directory: Path) -> Iterator[RunningStack]:
     """Start identity and profiles on ``backend`` ("sqlite" or "postgresql"), then the gateway."""
     identity_port, profiles_port, gateway_port = free_port(), free_port(), free_port()
     base = _base_environment()
+    key_file = directory / "gateway" / "assertion-key.pem"
+    public_keys = directory / "gateway" / "gateway-keys.json"
+    # Written before the services start, so they never wait for it (the gateway writes the
+    # same set again when it starts).
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "propylon",
+            "assertion-key",
+            str(key_file),
+            "--public-keys",
+            str(public_keys),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"propylon assertion-key failed: {made.stderr}")
+    verifying = {"SERVICEKIT_GATEWAY_PUBLIC_KEYS_FILE": str(public_keys)}
     identity_env = {
         **base,
+        **verifying,
         "IDENTITY_DATA_DIR": str(directory / "identity"),
         "IDENTITY_MIGRATE": "true",
         "IDENTITY_ADMIN_USERNAME": ADMIN_USERNAME,
@@ -175,9 +219,11 @@ def running_stack(backend: str, directory: Path) -> Iterator[RunningStack]:
     }
     profiles_env = {
         **base,
+        **verifying,
         "PROFILES_DATA_DIR": str(directory / "profiles"),
         "PROFILES_MIGRATE": "true",
-        # Safe only because the gateway sets X-User-Role from the token and strips client copies.
+        # Believed only from a verified assertion: a bare header is ignored with the signed
+        # hop on, so this would be safe even if the gateway did not strip client copies.
         "PROFILES_TRUST_ROLE_HEADER": "true",
     }
     gateway_env = {
@@ -185,6 +231,12 @@ def running_stack(backend: str, directory: Path) -> Iterator[RunningStack]:
         "PROPYLON_JWKS_URL": f"http://127.0.0.1:{identity_port}/auth/.well-known/jwks.json",
         "PROPYLON_JWT_ALGORITHMS": "RS256",
         "PROPYLON_JWT_ISSUER": ISSUER,
+        "PROPYLON_ASSERTION_KEY_FILE": str(key_file),
+        "PROPYLON_ASSERTION_PUBLIC_KEYS_FILE": str(public_keys),
+        # The shipped config reaches both services at 127.0.0.1: name them by port.
+        "PROPYLON_ASSERTION_AUDIENCES": (
+            f"127.0.0.1:{identity_port}=identity,127.0.0.1:{profiles_port}=profiles"
+        ),
     }
     python = sys.executable
     with ExitStack() as stack:
@@ -240,4 +292,6 @@ def running_stack(backend: str, directory: Path) -> Iterator[RunningStack]:
         everyone.append(gateway)
         # /stats answers loopback clients once the gateway is listening.
         _wait_until_ready(f"http://127.0.0.1:{gateway_port}/stats", gateway, everyone)
-        yield RunningStack(backend, gateway_port, identity_port, profiles_port, tuple(everyone))
+        yield RunningStack(
+            backend, gateway_port, identity_port, profiles_port, public_keys, tuple(everyone)
+        )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from propylon.auth.assertion import load_or_create_key
 from propylon.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +81,49 @@ def test_shipped_gateway_configs_load_and_agree() -> None:
     for name, port in ports.items():
         dockerfile = (ROOT / "services" / name / "Dockerfile").read_text()
         assert f"EXPOSE {port}" in dockerfile, name
+
+
+def _mounts(service: dict[str, object]) -> dict[str, str]:
+    """volume name -> mount point (with any :ro dropped)."""
+    found: dict[str, str] = {}
+    for item in service.get("volumes", []):  # type: ignore[attr-defined]
+        volume, target, *_ = str(item).split(":")
+        found[volume] = target
+    return found
+
+
+def test_compose_turns_the_signed_hop_on(tmp_path: Path) -> None:
+    """One key made once for every gateway replica, its public keys read by both services,
+    and the private key mounted into nothing but gateways."""
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    keygen = services["gateway-key"]
+    command = keygen["command"]
+    assert command[:2] == ["propylon", "assertion-key"]
+    private_key, public_keys = command[2], command[command.index("--public-keys") + 1]
+    keygen_mounts = _mounts(keygen)
+    private_volume = next(v for v, at in keygen_mounts.items() if private_key.startswith(at))
+    public_volume = next(v for v, at in keygen_mounts.items() if public_keys.startswith(at))
+    assert private_volume != public_volume
+
+    gateway = services["gateway"]
+    assert gateway["depends_on"]["gateway-key"]["condition"] == "service_completed_successfully"
+    assert gateway["environment"]["PROPYLON_ASSERTION_KEY_FILE"] == private_key
+    assert _mounts(gateway)[private_volume] == keygen_mounts[private_volume]
+    for name in ("identity", "profiles"):
+        service = services[name]
+        mounts = _mounts(service)
+        assert private_volume not in mounts, name
+        keys_file = service["environment"]["SERVICEKIT_GATEWAY_PUBLIC_KEYS_FILE"]
+        assert keys_file == public_keys.replace(keygen_mounts[public_volume], mounts[public_volume])
+        assert service["depends_on"]["gateway-key"]["condition"] == "service_completed_successfully"
+        assert "PROFILES_TRUST_ROLE_HEADER" not in service["environment"], name
+
+    # The compose routes sign for the services by their host names, which are the audiences
+    # the services expect by default.
+    load_or_create_key(tmp_path / "k.pem")
+    env = {**ENV, "PROPYLON_ASSERTION_KEY_FILE": str(tmp_path / "k.pem")}
+    compose = load_config(str(ROOT / "deploy" / "ocelot.compose.json"), env=env)
+    signed = {(r.downstream_hosts[0].host, r.assertion_audience) for r in compose.routes if r.auth}
+    assert signed == {("identity", "identity"), ("profiles", "profiles")}
+    # The image owns the mount points, so a fresh volume is writable by the app user.
+    assert "/keys/private /keys/public" in (ROOT / "Dockerfile").read_text()

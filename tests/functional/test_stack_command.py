@@ -10,7 +10,11 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.support.upstreams import free_port
 
@@ -99,6 +103,24 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert f"password in {password_file}" in printed
         status, body = _post(gw, "/auth/token", {"username": "admin", "password": password})
         assert status == 200 and body["codemessage"] == "LoginSuccess", body
+        admin_token = body["data"]["access_token"]
+
+        # The signed hop is on: straight to identity, a bare User header is refused; through
+        # the gateway the admin's token works. The key was made for this state directory.
+        forged = urllib.request.Request(
+            f"http://127.0.0.1:{idp}/auth/users", headers={"User": "admin"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=5)
+        assert refused.value.code == 401
+        status, body = _post(gw, "/auth/users", None, admin_token)  # type: ignore[arg-type]
+        assert status == 200 and body["codemessage"] == "DataFound", body
+        key = tmp_path / "state" / "gateway" / "assertion-key.pem"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert (
+            '"crv":"Ed25519"' in (tmp_path / "state" / "gateway" / "gateway-keys.json").read_text()
+        )
+        assert f"key {key}" in printed
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(40)

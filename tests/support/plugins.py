@@ -43,6 +43,11 @@ class BadHeader(Plugin):
         call.add_upstream_header("User", "admin")
 
 
+class ForgedAssertion(Plugin):
+    def on_request(self, call: Call) -> None:
+        call.add_upstream_header("x-gateway-assertion", "forged")
+
+
 class Picky(Plugin):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)

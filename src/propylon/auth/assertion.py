@@ -30,7 +30,12 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from propylon.config.model import AssertionSettings
+
 ASSERTION_HEADER = b"X-Gateway-Assertion"
+ASSERTION_HEADER_LOWER = ASSERTION_HEADER.lower()
+"""Stripped from every client request, on every route, whether assertions are on or not: a
+service that verifies must never see one the gateway did not sign."""
 ASSERTION_TYPE = "gateway-assertion+jwt"
 DEFAULT_ISSUER = "propylon"
 DEFAULT_LIFETIME = 60.0
@@ -105,7 +110,8 @@ class AssertionSigner:
     def write_public_keys(self, path: Path) -> None:
         """Write ``jwks()`` to ``path`` atomically (services re-read it when it changes)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
+        # A name per process: two gateways publishing to one shared file must not race.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_bytes(orjson.dumps(self.jwks()))
         temporary.replace(path)
 
@@ -143,6 +149,14 @@ class AssertionSigner:
             claims["scope"] = scope
         signing_input = self._header + b"." + _b64url(orjson.dumps(claims))
         return signing_input + b"." + _b64url(self._key.sign(signing_input))
+
+
+def signer_for(settings: AssertionSettings) -> AssertionSigner:
+    """The signer a loaded config describes (its key was checked when it was loaded)."""
+    key = serialization.load_pem_private_key(settings.key_pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{settings.key_file}: the assertion key must be Ed25519")
+    return AssertionSigner(key, issuer=settings.issuer, lifetime=settings.lifetime)
 
 
 def _text(value: object) -> str | None:

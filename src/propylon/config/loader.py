@@ -7,10 +7,12 @@ in ``GatewayConfig.warnings``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from propylon.config import assertion
 from propylon.config.detect import detect_format
 from propylon.config.diagnostics import Diagnostics, render
 from propylon.config.document import Document, duplicate_keys, read_document
@@ -24,6 +26,7 @@ from propylon.config.model import (
     JwtProviderSpec,
     Limits,
     Problem,
+    RouteSpec,
     StateSpec,
     StatsAccess,
 )
@@ -65,6 +68,15 @@ def compile_document(
         env_diag = Diagnostics(ENV_FILE)
         state = state_from({}, env_diag, env, ())
         problems.extend(env_diag.problems)
+    routes = result.routes
+    signing = result.assertion
+    if format_ is ConfigFormat.NATIVE:
+        problems.extend(_native_ignores_environment(env))
+    else:
+        signing, audiences, assertion_problems = assertion.environment_settings(env)
+        problems.extend(assertion_problems)
+        if signing is not None:
+            routes = _with_audiences(routes, audiences, document.file, problems)
     env_failed = any(p.severity == "error" for p in problems if p.file != document.file)
     used: set[str] = set()
     for ref in result.provider_refs:
@@ -83,13 +95,13 @@ def compile_document(
                     "warning",
                 )
             )
-    problems.extend(find_conflicts(result.routes, document.file))
+    problems.extend(find_conflicts(routes, document.file))
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
     return GatewayConfig(
         source=document.file,
         format=format_,
-        routes=result.routes,
+        routes=routes,
         providers=MappingProxyType(providers),
         base_url=result.base_url,
         request_id_header=result.request_id_header or "X-Request-Id",
@@ -101,8 +113,41 @@ def compile_document(
         plugins=result.plugins,
         tls=result.tls,
         state=state or StateSpec(),
+        assertion=signing,
         warnings=tuple(problems),
     )
+
+
+def _with_audiences(
+    routes: tuple[RouteSpec, ...], names: Mapping[str, str], file: str, problems: list[Problem]
+) -> tuple[RouteSpec, ...]:
+    """Ocelot and seed files with assertions on: every authenticated route signs for its
+    downstream service (these formats have no per-route switch)."""
+    signed: list[RouteSpec] = []
+    for spec in routes:
+        if spec.auth is not None:
+            try:
+                audience = assertion.audience_of(spec.downstream_hosts, names)
+            except ValueError as exc:
+                where = assertion.VARIABLES["audiences"]
+                problems.append(Problem(file, spec.source, f"{exc}: map them to one in {where}"))
+            else:
+                spec = dataclasses.replace(spec, assertion_audience=audience)
+        signed.append(spec)
+    return tuple(signed)
+
+
+def _native_ignores_environment(env: Mapping[str, str]) -> list[Problem]:
+    return [
+        Problem(
+            assertion.ENV_FILE,
+            name,
+            "ignored: a native config says what it signs in its assertion block",
+            "warning",
+        )
+        for name in assertion.VARIABLES.values()
+        if env.get(name, "").strip()
+    ]
 
 
 def _read(document: Document, format_: ConfigFormat, env: Mapping[str, str]) -> ReadResult:

@@ -269,6 +269,11 @@ class RouteSpec:
         methods = ",".join(sorted(self.methods)) if self.methods else "*"
         return f"{methods}|{self.upstream_host or ''}|{self.upstream_path}"
 
+    assertion_audience: str | None = None
+    """The ``aud`` of the signed gateway assertion this route sends upstream (the service's
+    name); ``None``: the route sends none (assertions off, a public route, or opted out).
+    Only ever set on a route with ``auth``, and only when ``GatewayConfig.assertion`` is."""
+
     @property
     def label(self) -> str:
         """How the route is shown in ``/stats`` and tables: never a raw request path."""
@@ -379,6 +384,27 @@ class TlsSpec:
     only: bool = False
 
 
+DEFAULT_ASSERTION_ISSUER = "propylon"
+DEFAULT_ASSERTION_LIFETIME = 60
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionSettings:
+    """The signed hop (services/README.md, "The signed hop"): the gateway signs what it
+    asserts about the caller with its own Ed25519 key, for the services to verify.
+
+    ``key_pem`` is the private key read from ``key_file`` when the config was loaded (so
+    ``check`` has seen it). ``public_keys_file``: where ``propylon run`` writes the public
+    JWK set for the services (``SERVICEKIT_GATEWAY_PUBLIC_KEYS_FILE``) before it serves."""
+
+    key_file: str
+    key_pem: bytes
+    issuer: str = DEFAULT_ASSERTION_ISSUER
+    lifetime: int = DEFAULT_ASSERTION_LIFETIME
+    """Seconds from ``iat`` to ``exp``."""
+    public_keys_file: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """A config diagnostic: file, key path and what is wrong."""
@@ -434,4 +460,6 @@ class GatewayConfig:
     plugins: tuple[PluginSpec, ...] = ()
     tls: TlsSpec | None = None
     state: StateSpec = field(default_factory=StateSpec)
+    assertion: AssertionSettings | None = None
+    """Signed gateway assertions; ``None``: off (routes' ``assertion_audience`` all None)."""
     warnings: tuple[Problem, ...] = ()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from propylon.config import claim_headers, near_miss, templates, values
+from propylon.config import assertion, claim_headers, near_miss, templates, values
 from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
@@ -22,6 +22,7 @@ from propylon.config.model import (
     IDENTITY_HEADER,
     ClaimHeader,
     CorsPolicy,
+    DownstreamHost,
     IpRules,
     RateLimitPolicy,
     RouteSpec,
@@ -30,9 +31,11 @@ from propylon.config.native_access import OFF, read_cors, read_ip_rules
 from propylon.config.native_rate_limits import read_rate_limits, read_state
 from propylon.config.native_settings import (
     AuthSection,
+    RouteAssertion,
     Strict,
     StrList,
     auth_requirement,
+    read_assertion,
     read_forwarding,
     read_limits,
     read_providers,
@@ -59,6 +62,7 @@ TOP_LEVEL = (
     "cors",
     "state",
     "rate_limits",
+    "assertion",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -98,6 +102,7 @@ class _Route(Strict):
     anonymous_options: bool = False
     # Checked by native_rate_limits, which names every problem with its key path.
     rate_limits: Any = None
+    assertion: bool | RouteAssertion | None = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -128,7 +133,13 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         data.get("rate_limits"), ("rate_limits",), diag, per_route=False
     )
     inherits: set[str] = set()
-    routes = _read_routes(data.get("routes"), diag, refs, top.identity_header, defaults, inherits)
+    signing = read_assertion(data.get("assertion"), diag, base_dir)
+    # On when the block is there, even if it has errors: those are reported already, and
+    # the routes' own assertion keys are then judged against what was meant.
+    signs = data.get("assertion") is not None
+    routes = _read_routes(
+        data.get("routes"), diag, refs, top.identity_header, defaults, inherits, signs
+    )
     routes = _apply_default_limits(routes, inherits, limit_defaults or (), diag)
     _check_plugin_names(data.get("routes"), data.get("plugins"), diag)
     raw_providers = data.get("auth_providers")
@@ -153,6 +164,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         plugins=plugins,
         tls=tls,
         state=state,
+        assertion=signing,
     )
 
 
@@ -266,6 +278,7 @@ def _read_routes(
     identity_header: str,
     defaults: _Defaults,
     inherits: set[str],
+    signs: bool,
 ) -> tuple[RouteSpec, ...]:
     if raw is None:
         diag.warning(("routes",), "no routes: every request will be answered 404")
@@ -290,7 +303,7 @@ def _read_routes(
                     (*loc, "name"), f"name {route.name!r} is already used by {names[route.name]}"
                 )
             names.setdefault(route.name, diag.path(loc))
-        spec = _compile(route, loc, diag, refs, identity_header, defaults)
+        spec = _compile(route, loc, diag, refs, identity_header, defaults, signs)
         if spec is not None:
             routes.append(spec)
             if route.rate_limits is None:
@@ -305,6 +318,7 @@ def _compile(
     refs: list[ProviderRef],
     identity_header: str,
     defaults: _Defaults,
+    signs: bool,
 ) -> RouteSpec | None:
     errors = len(diag.problems)
     upstream, captured, is_regex = _upstream(route, loc, diag)
@@ -374,6 +388,7 @@ def _compile(
                 (*at, index, "key"),
                 "sub and claim:<name> need the caller's identity: give the route `auth`",
             )
+    audience = _audience(route, tuple(hosts), auth is not None, signs, loc, diag)
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -402,7 +417,43 @@ def _compile(
         cors=cors_policy,
         anonymous_options=route.anonymous_options and auth is not None,
         rate_limits=limits,
+        assertion_audience=audience,
     )
+
+
+def _audience(
+    route: _Route,
+    hosts: tuple[DownstreamHost, ...],
+    authenticated: bool,
+    signs: bool,
+    loc: Loc,
+    diag: Diagnostics,
+) -> str | None:
+    """The route's assertion audience: on every authenticated route once the top-level
+    ``assertion`` block exists, unless the route says ``assertion: false``."""
+    given = route.assertion
+    at = (*loc, "assertion")
+    if given is not None and given is not False and not signs:
+        diag.error(at, "assertions are off: add a top-level assertion block with its key_file")
+        return None
+    if given is not None and given is not False and not authenticated:
+        diag.error(at, "needs `auth` on the route: a public route has no caller to assert")
+        return None
+    if not signs or not authenticated or given is False:
+        return None
+    if isinstance(given, RouteAssertion) and given.audience is not None:
+        try:
+            return assertion.check_audience(given.audience)
+        except ValueError as exc:
+            diag.error((*at, "audience"), str(exc))
+            return None
+    if not hosts:
+        return None  # already reported: the route has no usable downstream host
+    try:
+        return assertion.audience_of(hosts, {})
+    except ValueError as exc:
+        diag.error(at, f"{exc}: set assertion.audience on the route")
+        return None
 
 
 def _kind(is_regex: bool) -> str:

@@ -1,4 +1,5 @@
-"""The gateway-wide sections of the native format: auth providers, limits and stats access."""
+"""The gateway-wide sections of the native format: auth providers, limits, stats access,
+forwarding and the signed assertion."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from propylon.config import values
+from propylon.config import assertion, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.model import (
+    DEFAULT_ASSERTION_ISSUER,
+    DEFAULT_ASSERTION_LIFETIME,
+    AssertionSettings,
     AuthRequirement,
     ForwardingPolicy,
     JwtProviderSpec,
@@ -88,6 +92,39 @@ class _Forwarding(Strict):
     strip_client_headers: StrList = list(_FORWARDING.strip_client_headers)
     allow_underscores: bool = _FORWARDING.allow_underscores
     allow_double_encoding: bool = _FORWARDING.allow_double_encoding
+
+
+class _Assertion(Strict):
+    key_file: str
+    issuer: str = DEFAULT_ASSERTION_ISSUER
+    lifetime: int = DEFAULT_ASSERTION_LIFETIME
+    public_keys_file: str | None = None
+
+
+class RouteAssertion(Strict):
+    """A route's ``assertion`` when it is a mapping (``false`` opts the route out)."""
+
+    audience: str | None = None
+
+
+def read_assertion(raw: object, diag: Diagnostics, base_dir: Path) -> AssertionSettings | None:
+    """The top-level ``assertion`` block; relative paths are relative to the config file."""
+    if raw is None:
+        return None
+    try:
+        given = _Assertion.model_validate(raw)
+    except ValidationError as exc:
+        diag.validation(exc, ("assertion",), _Assertion)
+        return None
+    public = given.public_keys_file
+    return assertion.build_settings(
+        (base_dir / given.key_file).resolve(),
+        given.issuer,
+        given.lifetime,
+        (base_dir / public).resolve() if public is not None else None,
+        lambda field, message: diag.error(("assertion", field), message),
+        lambda field, message: diag.warning(("assertion", field), message),
+    )
 
 
 def read_forwarding(raw: object, diag: Diagnostics) -> ForwardingPolicy:

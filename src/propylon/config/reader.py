@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from propylon.config.model import (
+    AssertionSettings,
     ForwardingPolicy,
     JwtProviderSpec,
     Limits,
@@ -51,3 +52,5 @@ class ReadResult:
     plugins: tuple[PluginSpec, ...] = ()
     tls: TlsSpec | None = None
     state: StateSpec | None = None
+    assertion: AssertionSettings | None = None
+    """The native ``assertion`` block (routes' audiences are already set)."""

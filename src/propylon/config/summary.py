@@ -46,5 +46,26 @@ def identity_lines(config: GatewayConfig) -> list[str]:
     return lines
 
 
+def assertion_lines(config: GatewayConfig) -> list[str]:
+    """Which authenticated routes carry a signed gateway assertion, and for which audience."""
+    authenticated = [spec for spec in config.routes if spec.auth is not None]
+    settings = config.assertion
+    if not authenticated:
+        return []
+    if settings is None:
+        return ["signed gateway assertions: off (services see only the identity header)"]
+    unsigned = [spec for spec in authenticated if spec.assertion_audience is None]
+    audiences = sorted({s.assertion_audience for s in authenticated if s.assertion_audience})
+    lines = [
+        f"signed gateway assertions: on {len(authenticated) - len(unsigned)} of "
+        f"{len(authenticated)} authenticated routes, key {settings.key_file}, "
+        f"audiences {', '.join(audiences) or 'none'}"
+    ]
+    if unsigned:
+        lines.append("  without one (opted out):")
+        lines.extend(f"  {_row(spec)}" for spec in unsigned)
+    return lines
+
+
 def summary_lines(config: GatewayConfig) -> list[str]:
-    return [*public_lines(config), *identity_lines(config)]
+    return [*public_lines(config), *identity_lines(config), *assertion_lines(config)]

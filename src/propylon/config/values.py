@@ -48,6 +48,8 @@ FORBIDDEN_IDENTITY_HEADERS = frozenset(
         "x-forwarded-host",
         "x-forwarded-proto",
         "forwarded",
+        # the signed hop's header: only the gateway's assertion stage writes it
+        "x-gateway-assertion",
     }
 )
 

@@ -20,6 +20,7 @@ import orjson
 
 from propylon import errors
 from propylon.auth import Authenticator, AuthFailure, authorize
+from propylon.auth.assertion import ASSERTION_HEADER_LOWER
 from propylon.config.model import GatewayConfig
 from propylon.engine.client_limits import ClientLimits
 from propylon.engine.exchange import Exchange, ExchangeContext
@@ -93,7 +94,7 @@ class Gateway(Handler, Ending):
         self.responder = Responder(self.request_id)
         stripped = (
             stripped_names(config.routes)
-            | {self.identity.lower}
+            | {self.identity.lower, ASSERTION_HEADER_LOWER}
             | {n.lower().encode("ascii") for n in config.forwarding.strip_client_headers}
         )
         self.header_rules = HeaderRules(stripped, self.request_id.lower)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from propylon.auth import Authenticator
+from propylon.auth.assertion import ASSERTION_HEADER_LOWER, AssertionSigner, signer_for
 from propylon.config.model import GatewayConfig, RouteSpec
 from propylon.config.plugin_specs import plugin_class
 from propylon.plane.stage import RequestStage
@@ -34,6 +35,7 @@ from propylon.policies.claim_headers import ClaimHeaders, stripped_names
 from propylon.policies.cors import CorsRules
 from propylon.policies.identity import IdentityHeader
 from propylon.policies.ip_rules import IpPolicy
+from propylon.stages.assertion import SignAssertion
 from propylon.stages.authn import Authenticate, Authorize, Identify
 from propylon.stages.cors import Cors
 from propylon.stages.ip_filter import IpFilter
@@ -66,12 +68,17 @@ class Site:
         self.loop = asyncio.get_running_loop()
         self._plugins: dict[str, Plugin] = {}
         self._state: StateStore | None = None
+        self._signer: AssertionSigner | None = None
         self.gateway_owned = frozenset(
-            {config.identity_header.lower(), config.request_id_header.lower()}
+            {
+                config.identity_header.lower(),
+                config.request_id_header.lower(),
+                ASSERTION_HEADER_LOWER.decode("ascii"),
+            }
             | {n.decode("ascii") for n in stripped_names(config.routes)}
         )
-        """Header names only the gateway sets upstream (identity, request id, claim
-        headers): no plugin may add them."""
+        """Header names only the gateway sets upstream (identity, request id, the signed
+        assertion, claim headers): no plugin may add them."""
 
     def plugin_stage(self, name: str, route_label: str) -> PluginStage:
         """A route's stage for plugin ``name``: one plugin instance per definition and
@@ -102,6 +109,17 @@ class Site:
             )
         return store
 
+    def assertion_signer(self) -> AssertionSigner:
+        """The worker's one signer (one memo for all routes), built when a route needs it."""
+        signer = self._signer
+        if signer is None:
+            settings = self.config.assertion
+            if settings is None:
+                raise ValueError("a route signs assertions but the config has no key")
+            signer = signer_for(settings)
+            self._signer = signer
+        return signer
+
 
 def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
     """The request stages of one route, in phase order (see the module docstring)."""
@@ -131,4 +149,8 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         )
     for name in spec.plugins:
         stages.append(site.plugin_stage(name, spec.label))
+    if spec.assertion_audience is not None:
+        stages.append(
+            SignAssertion(site.assertion_signer(), spec.assertion_audience, spec.identity_claim)
+        )
     return tuple(stages)
