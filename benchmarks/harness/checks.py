@@ -48,12 +48,20 @@ def check_answers(port: int, scenario: Scenario, entry: Entry, fixtures: Fixture
         )
         headers["Authorization"] = f"Bearer {token}"
         subject = rotation_subject(0) if scenario.rotate else SUBJECT
+    if scenario.origin is not None:
+        headers["Origin"] = scenario.origin
     expected = fixtures.big_body if scenario.path == "/big" else fixtures.profile_body
     answer = request(port, scenario.path, headers=headers)
     if answer is None or answer.status != 200:
         return f"GET {scenario.path}: {_what(answer)}, expected 200"
     if answer.body != expected:
         return f"GET {scenario.path}: body differs from U's ({len(answer.body)} bytes)"
+    if entry.feature_checks and scenario.origin is not None:
+        allowed = answer.headers.get("access-control-allow-origin")
+        if allowed != scenario.origin:
+            return f"GET {scenario.path}: Access-Control-Allow-Origin {allowed!r}, CORS is not on"
+    if entry.feature_checks and scenario.config is not None and "ratelimit" not in answer.headers:
+        return f"GET {scenario.path}: no RateLimit header, the rate limit is not on"
     if entry.feature_checks and scenario.bearer:
         return _check_authentication(port, scenario, headers, subject)
     return ""

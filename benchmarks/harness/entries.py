@@ -48,7 +48,13 @@ class Entry:
     tls_command: str | None = None
     """The command with a TLS listener on 8443 (None: this entry is not in TLS scenarios)."""
 
-    def shell_command(self, workers: int, run_dir: Path, tls_dir: Path | None = None) -> str:
+    def shell_command(
+        self,
+        workers: int,
+        run_dir: Path,
+        tls_dir: Path | None = None,
+        config: Path = ROUTES_FILE,
+    ) -> str:
         command = self.command if tls_dir is None else self.tls_command
         assert command is not None
         values = {
@@ -56,7 +62,7 @@ class Entry:
             "workers": str(workers),
             "run_dir": str(run_dir),
             "bench_dir": str(BENCH_DIR),
-            "config": str(ROUTES_FILE),
+            "config": str(config),
             "propylon": str(Path(sys.executable).parent / "propylon"),
         }
         for key, value in values.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import checks
-from harness.entries import Entry
+from harness.entries import BENCH_DIR, ROUTES_FILE, Entry
 from harness.probe import wait_ready
 from harness.processes import (
     CLOCK_TICKS,
@@ -72,6 +73,11 @@ class LoadResult:
     raw: str
 
 
+def bench_redis_url() -> str:
+    """Where the edge-redis scenario keeps its counters (the machine's Redis by default)."""
+    return os.environ.get("PROPYLON_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 def measure(
     round_number: int,
     scenario: Scenario,
@@ -92,7 +98,17 @@ def measure(
         run_dir = settings.out / "run" / entry.name
         run_dir.mkdir(parents=True, exist_ok=True)
         cpus = settings.proxy_cpus if scenario.pinned else ""
-        command = entry.shell_command(scenario.workers, run_dir, tls_dir)
+        config = ROUTES_FILE
+        if scenario.config is not None:
+            # A native config names its key file itself: the run's key goes into a copy.
+            template = (BENCH_DIR / scenario.config).read_text()
+            config = run_dir / scenario.config
+            config.write_text(
+                template.replace("{rs256_public_file}", env.get("PROPYLON_JWT_PUBLIC_KEY", ""))
+            )
+        if scenario.redis:
+            env = {**env, "PROPYLON_REDIS_URL": bench_redis_url()}
+        command = entry.shell_command(scenario.workers, run_dir, tls_dir, config)
         group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
         port = PROXY_PORT
     try:
@@ -168,6 +184,8 @@ def _load(
     headers: tuple[str, ...] = ()
     if scenario.bearer and not scenario.rotate:
         headers = (f"Authorization: Bearer {fixtures.tokens[scenario.algorithm]}",)
+    if scenario.origin is not None:
+        headers = (*headers, f"Origin: {scenario.origin}")
     spec = LoadSpec(
         url=f"{'https' if scenario.tls else 'http'}://127.0.0.1:{port}{scenario.path}",
         seconds=seconds,

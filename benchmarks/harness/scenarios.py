@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 PROFILE_PATH = "/profiles/12345"
 SECURE_PATH = "/secure/profiles/12345"
+EDGE_PATH = "/edge/profiles/12345"
+EDGE_ORIGIN = "https://app.example"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,14 @@ class Scenario:
     """Scaling is only judged where N workers, wrk and U each can have a core."""
     tls: bool = False
     """The load goes to the proxy's TLS listener (harness/tls.py); wrk keeps connections."""
+    config: str | None = None
+    """propylon's config for this scenario, a template in this folder (None:
+    routes.ocelot.json); ``{rs256_public_file}`` in it becomes the run's RS256 key."""
+    origin: str | None = None
+    """Requests carry ``Origin: <origin>`` (a browser's cross-origin call)."""
+    redis: bool = False
+    """propylon keeps its rate-limit counters in Redis (``PROPYLON_BENCH_REDIS_URL``, by
+    default the machine's redis://127.0.0.1:6379/0)."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -88,6 +98,38 @@ SCENARIOS: tuple[Scenario, ...] = (
         "proxy only over TLS (keep-alive, TLS 1.3), ~200 B JSON",
         PROFILE_PATH,
         tls=True,
+    ),
+    Scenario(
+        "edge",
+        "+ JWT RS256 (cached), rate limit by sub (in-process), CORS",
+        EDGE_PATH,
+        algorithm="RS256",
+        bearer=True,
+        config="routes.edge.yaml",
+        origin=EDGE_ORIGIN,
+        min_ratio=0.45,
+    ),
+    Scenario(
+        "edge-workers2",
+        "edge, --workers 2 (counters shared across workers), unpinned",
+        EDGE_PATH,
+        algorithm="RS256",
+        bearer=True,
+        config="routes.edge.yaml",
+        origin=EDGE_ORIGIN,
+        workers=2,
+        pinned=False,
+    ),
+    Scenario(
+        "edge-redis",
+        "edge with the counters in Redis",
+        EDGE_PATH,
+        algorithm="RS256",
+        bearer=True,
+        config="routes.edge.yaml",
+        origin=EDGE_ORIGIN,
+        redis=True,
+        min_ratio=0.25,
     ),
     Scenario("big", "64 KiB response body", "/big", min_ratio=0.50),
     Scenario(
