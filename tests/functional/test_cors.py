@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from aiohttp import web
+
 from propylon.config.loader import load_config
 from propylon.config.model import AuthRequirement, CorsPolicy
 from tests.support.client import Response, request
@@ -217,5 +219,46 @@ async def test_native_options_need_a_token_unless_the_route_says_so() -> None:
             assert r.status == 200 and up.last.headers_named("User") == []
             r = await request(gw.port, "GET", "/relaxed")
             assert r.status == 401
+    finally:
+        await up.close()
+
+
+async def test_an_upstreams_own_cors_fields_never_reach_the_browser_next_to_ours() -> None:
+    """Two Access-Control-Allow-Origin values make a browser refuse the answer, and an
+    upstream's "*" or credentials would allow what the route's policy does not."""
+
+    async def permissive(_request: web.Request, _seen: object) -> web.StreamResponse:
+        return web.json_response(
+            {"ok": True},
+            headers={
+                "Access-Control-Allow-Origin": "*",
+                "access-control-allow-credentials": "true",
+                "Access-Control-Expose-Headers": "X-Secret",
+                "X-Kept": "yes",
+            },
+        )
+
+    up = await RecordingUpstream().start()
+    up.handler = permissive
+    try:
+        cfg = config(
+            route("/cors", up.port, cors=CREDENTIALED),
+            route("/plain", up.port),
+        )
+        async with running(cfg) as gw:
+            r = await request(gw.port, "GET", "/cors", [("Origin", APP)])
+            assert r.status == 200
+            assert cors_headers(r) == {
+                "access-control-allow-origin": APP,
+                "access-control-allow-credentials": "true",
+                "access-control-expose-headers": "X-Request-Id",
+            }
+            assert [v for k, v in r.headers if k.lower() == "access-control-allow-origin"] == [APP]
+            assert r.header("X-Kept") == "yes"
+            r = await request(gw.port, "GET", "/cors", [("Origin", EVIL)])
+            assert cors_headers(r) == {}
+            # A route without a gateway CORS policy leaves the upstream's fields alone.
+            r = await request(gw.port, "GET", "/plain", [("Origin", EVIL)])
+            assert cors_headers(r)["access-control-allow-origin"] == "*"
     finally:
         await up.close()

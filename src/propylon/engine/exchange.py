@@ -277,6 +277,9 @@ class Exchange(ResponseSink):
         if self.done:
             return True
         self._last_activity = self.watchdog.now
+        chain = self.plan.chain
+        if chain.response_stages:
+            chain.response_head(self.flow, status, headers)
         request = self.request
         client = self.client
         # The standard reason phrase, not the upstream's: clients ignore it (RFC 9112 s.4),
@@ -523,8 +526,12 @@ class Exchange(ResponseSink):
     def _finish(self, keep_alive: bool, *, notify_client: bool = True) -> None:
         self.done = True
         self.watchdog.unwatch(self)
-        self.plan.stats.end(
-            self.status, self.client.clock() - self.started, self.bytes_in, self.bytes_out
-        )
+        now = self.client.clock()
+        plan = self.plan
+        plan.stats.end(self.status, now - self.started, self.bytes_in, self.bytes_out)
+        chain = plan.chain
+        if chain.response_stages:
+            flow = self.flow
+            chain.ended(flow, self.status, now - flow.started)
         if notify_client:
             self.client.exchange_finished(self, keep_alive)

@@ -33,7 +33,7 @@ from propylon.engine.watchdog import Watchdog
 from propylon.http.host import HostRejected
 from propylon.http.request import HeaderRules, Request
 from propylon.paths import PathRejected, canonicalise
-from propylon.plane.build import Site, route_stages
+from propylon.plane.build import Site, route_response_stages, route_stages
 from propylon.plane.chain import Chain, Ending
 from propylon.plane.stage import Flow, RequestStage
 from propylon.policies.claim_headers import stripped_names
@@ -140,7 +140,11 @@ class Gateway(Handler, Ending):
                     for h in route.spec.downstream_hosts
                 ],
                 self.stats.routes[route.index],
-                Chain(route_stages(route.spec, self.site), self),
+                Chain(
+                    route_stages(route.spec, self.site),
+                    self,
+                    route_response_stages(route.spec, self.site),
+                ),
                 allow_underscores=config.forwarding.allow_underscores,
             )
             for route in self.router.routes
@@ -269,6 +273,8 @@ class Gateway(Handler, Ending):
         plan = routed.plan
         chain = plan.chain
         flow = Flow(conn, request, routed.target, plan.index, self, chain, self._spawn)
+        if chain.response_stages:
+            flow.started = conn.clock()
         if chain.stages:
             chain.run(flow)
         else:
@@ -365,7 +371,11 @@ class Gateway(Handler, Ending):
         started = self.loop.time()
         plan.stats.begin()
         keep = conn.send_reply(reply, flow.request, flow.response_lines)
-        plan.stats.end(reply.status, self.loop.time() - started, 0, 0)
+        now = self.loop.time()
+        plan.stats.end(reply.status, now - started, 0, 0)
+        chain = plan.chain
+        if chain.response_stages:
+            chain.ended(flow, reply.status, now - flow.started)
         conn.exchange_finished(None, keep)
 
     def client_address(self, peer: str, forwarded_for: list[bytes]) -> str:

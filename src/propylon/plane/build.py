@@ -29,7 +29,7 @@ from propylon.auth import Authenticator
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER, AssertionSigner, signer_for
 from propylon.config.model import GatewayConfig, RouteSpec
 from propylon.config.plugin_specs import plugin_class
-from propylon.plane.stage import RequestStage
+from propylon.plane.stage import RequestStage, ResponseStage
 from propylon.plugins import Plugin
 from propylon.policies.claim_headers import ClaimHeaders, stripped_names
 from propylon.policies.cors import CorsRules
@@ -37,7 +37,7 @@ from propylon.policies.identity import IdentityHeader
 from propylon.policies.ip_rules import IpPolicy
 from propylon.stages.assertion import SignAssertion
 from propylon.stages.authn import Authenticate, Authorize, Identify
-from propylon.stages.cors import Cors
+from propylon.stages.cors import Cors, UpstreamCorsFields
 from propylon.stages.ip_filter import IpFilter
 from propylon.stages.plugin import PluginStage
 from propylon.stages.rate_limit import NativeLimiter, OcelotLimiter
@@ -153,4 +153,12 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         stages.append(
             SignAssertion(site.assertion_signer(), spec.assertion_audience, spec.identity_claim)
         )
+    return tuple(stages)
+
+
+def route_response_stages(spec: RouteSpec, site: Site) -> tuple[ResponseStage, ...]:
+    """The response stages of one route (see ``plane/stage.py``); none for most routes."""
+    stages: list[ResponseStage] = []
+    if spec.cors is not None:
+        stages.append(UpstreamCorsFields())
     return tuple(stages)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mypy_extensions import trait
 
-from propylon.plane.stage import CONTINUE, PENDING, Flow, RequestStage
+from propylon.plane.stage import CONTINUE, PENDING, Flow, RequestStage, ResponseStage
 
 
 @trait
@@ -30,12 +30,21 @@ class Chain:
     """The request stages of one route and where its requests end; immutable once built.
     It is the ``Resumer`` of its flows."""
 
-    __slots__ = ("ending", "names", "stages")
+    __slots__ = ("ending", "names", "response_stages", "stages")
 
-    def __init__(self, stages: tuple[RequestStage, ...], ending: Ending) -> None:
+    def __init__(
+        self,
+        stages: tuple[RequestStage, ...],
+        ending: Ending,
+        response_stages: tuple[ResponseStage, ...] = (),
+    ) -> None:
         self.stages = stages
         self.ending = ending
-        self.names = tuple(stage.name for stage in stages)
+        self.response_stages = response_stages
+        """Run by the exchange (the response head) and at every end; empty for most routes."""
+        self.names = tuple(stage.name for stage in stages) + tuple(
+            stage.name for stage in response_stages
+        )
 
     def run(self, flow: Flow) -> None:
         stages = self.stages
@@ -57,6 +66,14 @@ class Chain:
                 return
             index += 1
         self.ending.forward(flow)
+
+    def response_head(self, flow: Flow, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        for stage in self.response_stages:
+            stage.on_response(flow, status, headers)
+
+    def ended(self, flow: Flow, status: int, seconds: float) -> None:
+        for stage in self.response_stages:
+            stage.on_end(flow, status, seconds)
 
     def resume(self, flow: Flow, outcome: int) -> None:
         if outcome == CONTINUE:

@@ -11,6 +11,11 @@ with one of three outcomes:
   round trip, a plugin's coroutine) that ends by calling ``flow.resume(outcome)``. Meanwhile
   the request body waits under the connection's flow control.
 
+Response stages (``ResponseStage``) see the upstream's response head before the client
+does (they may drop or change header fields, and add lines) and the end of every exchange
+of the route, proxied or answered by the gateway (status, duration: what access logs,
+circuit breakers and caches need).
+
 A route that configures no feature has no stages: its requests run no stage call at all.
 
 Stages add what they learnt to the flow: ``principal`` (authentication), lines for the
@@ -112,6 +117,7 @@ class Flow:
         "resumer",
         "route_index",
         "spawner",
+        "started",
         "target",
         "upstream_lines",
     )
@@ -143,6 +149,9 @@ class Flow:
         self.reply: Reply | None = None
         self.position = 0
         """Index of the stage running now (the chain's; stages leave it alone)."""
+        self.started = 0.0
+        """The loop's clock when the route took the request; set only on routes with
+        response stages (the only readers)."""
         self._address: str | None = None
 
     # -- reading the request ------------------------------------------------------------------
@@ -234,3 +243,22 @@ class RequestStage:
 
     async def close(self) -> None:
         """Called once when the worker stops."""
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class ResponseStage:
+    """One feature of a route that looks at its responses. Built once per route, shared by
+    its requests: per-request state lives on the flow."""
+
+    name = "response stage"
+
+    def on_response(self, flow: Flow, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """The upstream's final response head (``headers`` as received, name and value),
+        before any of it goes to the client. Edit ``headers`` in place to drop or change a
+        field; add lines with ``flow.add_response_line``. Framing and hop-by-hop fields are
+        the gateway's own and are rewritten after this whatever a stage does."""
+
+    def on_end(self, flow: Flow, status: int, seconds: float) -> None:
+        """The exchange ended: ``status`` as the client got it (499 when it left first),
+        ``seconds`` since the route took the request (``flow.started``). Called for
+        gateway-made answers too."""

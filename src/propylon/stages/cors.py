@@ -13,7 +13,7 @@ without CORS headers, so the browser refuses the actual request.
 from __future__ import annotations
 
 from propylon import errors
-from propylon.plane.stage import CONTINUE, Flow, RequestStage
+from propylon.plane.stage import CONTINUE, Flow, RequestStage, ResponseStage
 from propylon.policies.cors import VARY_ORIGIN, CorsRules
 
 VARY = (("Vary", "Origin"),)
@@ -47,3 +47,18 @@ class Cors(RequestStage):
         elif rules.varies:
             flow.add_response_line(VARY_ORIGIN)
         return CONTINUE
+
+
+class UpstreamCorsFields(ResponseStage):
+    """On a route whose CORS the gateway answers, the upstream's own ``Access-Control-*``
+    fields are dropped: next to the gateway's they would contradict them (a browser refuses
+    a response with two ``Access-Control-Allow-Origin`` values), or allow what the route's
+    policy does not."""
+
+    name = "cors (upstream fields)"
+
+    def on_response(self, flow: Flow, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        for name, _value in headers:
+            if name[:15].lower() == b"access-control-":
+                headers[:] = [h for h in headers if h[0][:15].lower() != b"access-control-"]
+                return
