@@ -67,6 +67,14 @@ UPGRADE_NOT_IMPLEMENTED = ErrorKind(
 UPSTREAM_UNAVAILABLE = ErrorKind(
     502, 521, "UpstreamUnavailable", "The upstream service is unavailable."
 )
+NO_UPSTREAM = ErrorKind(503, 521, "UpstreamUnavailable", "No upstream host is available.")
+"""Every host of the route is out (ejected after failures, or failing its health checks):
+answered at once, without a connect attempt."""
+CIRCUIT_OPEN = ErrorKind(
+    503, 525, "CircuitOpen", "The route's circuit breaker is open; try again later."
+)
+"""The route's circuit breaker is open (or half-open with its one probe in flight);
+``Retry-After`` says when it lets a request through again."""
 BAD_UPSTREAM_RESPONSE = ErrorKind(
     502, 523, "BadUpstreamResponse", "The upstream service sent an invalid response."
 )

@@ -215,7 +215,7 @@ def test_negative_timeouts_are_errors(tmp_path: Path) -> None:
     ]
 
 
-def test_several_hosts_round_robin_unless_no_load_balancer(tmp_path: Path) -> None:
+def test_each_ocelot_balancer_type_is_read_and_hosts_are_kept(tmp_path: Path) -> None:
     hosts = [{"Host": "a", "Port": 1}, {"Host": "b", "Port": 2}]
     config = load(
         tmp_path,
@@ -238,11 +238,14 @@ def test_several_hosts_round_robin_unless_no_load_balancer(tmp_path: Path) -> No
             ]
         },
     )
-    assert [len(r.downstream_hosts) for r in config.routes] == [2, 2, 1, 2]
-    assert warnings(config) == [
-        "Routes[3].LoadBalancerOptions.Type: load balancer 'LeastConnection' is not implemented "
-        "by propylon yet; RoundRobin is used"
+    assert [len(r.downstream_hosts) for r in config.routes] == [2, 2, 2, 2]
+    assert [r.balancer.kind for r in config.routes] == [
+        "round_robin",
+        "round_robin",
+        "first",
+        "least_connection",
     ]
+    assert warnings(config) == []
 
 
 def test_unimplemented_keys_warn_by_name_unless_they_ask_for_nothing(tmp_path: Path) -> None:
@@ -280,8 +283,6 @@ def test_unimplemented_keys_warn_by_name_unless_they_ask_for_nothing(tmp_path: P
     assert warnings(config) == [
         "Routes[0].AddQueriesToRequest: not implemented by propylon yet; ignored",
         "Routes[0].FileCacheOptions: not implemented by propylon yet; ignored",
-        "Routes[0].QoSOptions.ExceptionsAllowedBeforeBreaking: circuit breaking is not "
-        "implemented by propylon yet; ignored",
         "Routes[0].DangerousAcceptAnyServerCertificateValidator: not implemented by propylon "
         "yet; ignored: upstream TLS certificates are always verified",
         "Routes[0].SomethingElse: unknown key; ignored",

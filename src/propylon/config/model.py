@@ -194,6 +194,76 @@ class StateSpec:
         return "workers" if workers > 1 else "memory"
 
 
+BALANCERS = (
+    "first",
+    "round_robin",
+    "least_connection",
+    "sticky_cookie",
+    "weighted_round_robin",
+    "power_of_two",
+    "hash",
+)
+"""Native names of the balancers; Ocelot's ``NoLoadBalancer``, ``RoundRobin``,
+``LeastConnection`` and ``CookieStickySessions`` are the first four."""
+HASH_SOURCES = ("header", "cookie", "claim")
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerSpec:
+    """How a route picks one of its downstream hosts (``upstream/selector.py``)."""
+
+    kind: str = "round_robin"
+    key: str = ""
+    """``sticky_cookie``: the cookie name (Ocelot ``Key``); ``hash``: the header, cookie or
+    claim name whose value is hashed."""
+    expiry: float = 1200.0
+    """``sticky_cookie``: seconds a session lasts without a request (Ocelot ``Expiry``, ms)."""
+    hash_on: str = "header"
+    """``hash``: where ``key`` is read: ``header``, ``cookie`` or ``claim``."""
+    weights: tuple[int, ...] = ()
+    """``weighted_round_robin``: one positive weight per downstream host, in their order."""
+
+
+@dataclass(frozen=True, slots=True)
+class EjectionSpec:
+    """Passive health: a host that fails ``consecutive_failures`` times in a row (connect
+    failures, resets, timeouts, malformed answers, 5xx) is out for ``base`` seconds; each
+    failure after it came back doubles the time, up to ``max``; a success resets it."""
+
+    consecutive_failures: int = 5
+    base: float = 5.0
+    max: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckSpec:
+    """Active health: ``GET path`` every ``interval`` seconds; a host is down after
+    ``unhealthy_threshold`` failed checks in a row and up again after ``healthy_threshold``
+    passed ones (a 2xx or 3xx within ``timeout``)."""
+
+    path: str = "/health"
+    interval: float = 5.0
+    timeout: float = 2.0
+    healthy_threshold: int = 1
+    unhealthy_threshold: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSpec:
+    """A route's circuit breaker (Ocelot ``QoSOptions``), as Ocelot 25's built-in one.
+
+    Count mode (``failure_ratio`` None): open after ``minimum_throughput`` failures in a row.
+    Ratio mode: open when, among at least ``minimum_throughput`` outcomes of the last
+    ``sampling_duration`` seconds, the failed share reaches ``failure_ratio``. Open for
+    ``break_duration`` seconds, then half-open: one probe request at a time; its success
+    closes the circuit, its failure opens it again."""
+
+    minimum_throughput: int = 100
+    break_duration: float = 5.0
+    failure_ratio: float | None = None
+    sampling_duration: float = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
     """One route, independent of the format it was written in.
@@ -269,6 +339,13 @@ class RouteSpec:
         methods = ",".join(sorted(self.methods)) if self.methods else "*"
         return f"{methods}|{self.upstream_host or ''}|{self.upstream_path}"
 
+    balancer: BalancerSpec = BalancerSpec()
+    ejection: EjectionSpec | None = EjectionSpec()
+    """Passive health of this route's hosts (None: never ejected)."""
+    health_check: HealthCheckSpec | None = None
+    """Active health checks of this route's hosts (None: none)."""
+    breaker: BreakerSpec | None = None
+    """The route's circuit breaker (None: none)."""
     assertion_audience: str | None = None
     """The ``aud`` of the signed gateway assertion this route sends upstream (the service's
     name); ``None``: the route sends none (assertions off, a public route, or opted out).

@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
-from propylon.config import assertion, claim_headers, near_miss, templates, values
+from propylon.config import (
+    assertion,
+    claim_headers,
+    native_resilience,
+    near_miss,
+    templates,
+    values,
+)
 from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
@@ -81,6 +88,10 @@ class _Downstream(Strict):
     hosts: StrList
     path: str | None = None
     path_prefix: str = ""
+    # Checked by native_resilience, which names every problem with its key path.
+    balancer: Any = None
+    ejection: Any = None
+    health_check: Any = None
 
 
 class _Route(Strict):
@@ -103,6 +114,7 @@ class _Route(Strict):
     # Checked by native_rate_limits, which names every problem with its key path.
     rate_limits: Any = None
     assertion: bool | RouteAssertion | None = None
+    circuit_breaker: Any = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -389,6 +401,13 @@ def _compile(
                 "sub and claim:<name> need the caller's identity: give the route `auth`",
             )
     audience = _audience(route, tuple(hosts), auth is not None, signs, loc, diag)
+    at = (*loc, "downstream")
+    balancer = native_resilience.balancer(down.balancer, (*at, "balancer"), len(hosts), diag)
+    ejection = native_resilience.ejection(down.ejection, (*at, "ejection"), diag)
+    health_check = native_resilience.health_check(down.health_check, (*at, "health_check"), diag)
+    breaker = native_resilience.circuit_breaker(
+        route.circuit_breaker, (*loc, "circuit_breaker"), diag
+    )
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -418,6 +437,10 @@ def _compile(
         anonymous_options=route.anonymous_options and auth is not None,
         rate_limits=limits,
         assertion_audience=audience,
+        balancer=balancer,
+        ejection=ejection,
+        health_check=health_check,
+        breaker=breaker,
     )
 
 

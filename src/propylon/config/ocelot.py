@@ -13,8 +13,9 @@ names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's docume
 - ``AddHeadersToRequest`` with ``Claims[name] > value`` (optionally ``> value[i] > delim``):
   the header is set from the verified token, and removed from every client request. Onto
   the identity header's name (``User``) it chooses the claim sent as the identity instead.
-- Several ``DownstreamHostAndPorts`` are used round robin; ``LoadBalancerOptions.Type``
-  ``NoLoadBalancer`` uses only the first, as Ocelot does.
+- ``LoadBalancerOptions`` and ``QoSOptions`` (route and global with ``RouteKeys``) become the
+  route's balancer and circuit breaker (``ocelot_resilience``); without a balancer type,
+  several ``DownstreamHostAndPorts`` are used round robin.
 - ``SecurityOptions`` (route, else global) become the route's IP rules; ``Cors`` (route,
   else global) is propylon's extension (``ocelot_access``). Every ``OPTIONS`` request skips
   authentication and authorization, as Ocelot's middlewares do (``anonymous_options``).
@@ -28,7 +29,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from propylon.config import claim_headers, ocelot_access, ocelot_rate_limit, templates, values
+from propylon.config import (
+    claim_headers,
+    ocelot_access,
+    ocelot_rate_limit,
+    ocelot_resilience,
+    templates,
+    values,
+)
 from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
@@ -200,7 +208,9 @@ def _compile_route(
             upstream_host = values.upstream_host(route.UpstreamHost)
         except ValueError as exc:
             diag.error((*loc, "UpstreamHost"), str(exc))
-    timeout = _timeout(route, loc, glob, diag)
+    balancer = ocelot_resilience.balancer(route, loc, glob, diag)
+    qos = ocelot_resilience.qos(route, loc, glob, diag)
+    timeout = _timeout(route, loc, glob, diag, qos)
     rate_limit = ocelot_rate_limit.effective(
         route.RateLimitOptions, route.Key, loc, glob.RateLimitOptions, diag
     )
@@ -240,6 +250,8 @@ def _compile_route(
         # request through (its issue 633: CORS preflights carry no token).
         anonymous_options=auth is not None,
         ocelot_rate_limit=rate_limit,
+        balancer=balancer,
+        breaker=qos.breaker,
     )
 
 
@@ -275,26 +287,7 @@ def _hosts(
             hosts.append(DownstreamHost(host, values.port(entry.Port)))
         except ValueError as exc:
             diag.error((*where, i, "Port"), str(exc))
-    balancer, balancer_at = _balancer(route, loc, glob)
-    kind = (balancer or "").strip().lower()
-    if kind == "noloadbalancer":
-        return tuple(hosts[:1])
-    if kind not in {"", "roundrobin"}:
-        diag.warning(
-            balancer_at,
-            f"load balancer {balancer!r} is not implemented by propylon yet; RoundRobin is used",
-        )
     return tuple(hosts)
-
-
-def _balancer(route: OcelotRoute, loc: Loc, glob: GlobalConfiguration) -> tuple[str | None, Loc]:
-    if route.LoadBalancerOptions and route.LoadBalancerOptions.Type:
-        return route.LoadBalancerOptions.Type, (*loc, "LoadBalancerOptions", "Type")
-    if route.LoadBalancer:
-        return route.LoadBalancer, (*loc, "LoadBalancer")
-    if glob.LoadBalancerOptions and glob.LoadBalancerOptions.Type:
-        return glob.LoadBalancerOptions.Type, ("GlobalConfiguration", "LoadBalancerOptions", "Type")
-    return None, loc
 
 
 def _auth(
@@ -352,16 +345,20 @@ def _claim_headers(
     return claim_headers.assign(found, IDENTITY_HEADER, diag)
 
 
-def _timeout(route: OcelotRoute, loc: Loc, glob: GlobalConfiguration, diag: Diagnostics) -> float:
-    qos = route.QoSOptions.TimeoutValue if route.QoSOptions else None
-    for where, value, unit in (
-        ((*loc, "QoSOptions", "TimeoutValue"), qos, "milliseconds"),
-        ((*loc, "Timeout"), route.Timeout, "seconds"),
-    ):
-        if value is not None and value < 0:
-            diag.error(where, f"must be a positive number of {unit} (0 = default), got {value}")
-    if qos is not None and qos > 0:
-        return qos / 1000.0
+def _timeout(
+    route: OcelotRoute,
+    loc: Loc,
+    glob: GlobalConfiguration,
+    diag: Diagnostics,
+    qos: ocelot_resilience.QoS,
+) -> float:
+    if route.Timeout is not None and route.Timeout < 0:
+        diag.error(
+            (*loc, "Timeout"),
+            f"must be a positive number of seconds (0 = default), got {route.Timeout}",
+        )
+    if qos.timeout_ms is not None:
+        return qos.timeout_ms / 1000.0
     if route.Timeout is not None and route.Timeout > 0:
         return float(route.Timeout)
     if glob.Timeout is not None and glob.Timeout > 0:

@@ -122,25 +122,33 @@ RATE_LIMIT = Keys(supported=_RATE_LIMIT_KEYS, dormant=_disabled)
 
 GLOBAL_RATE_LIMIT = Keys(supported={**_RATE_LIMIT_KEYS, "RouteKeys": None}, dormant=_disabled)
 
+_QOS_KEYS: dict[str, Keys | None] = {
+    # Both generations are separate keys in Ocelot 25 (the old one wins when both are
+    # given), not aliases.
+    name: None
+    for name in (
+        "ExceptionsAllowedBeforeBreaking",
+        "MinimumThroughput",
+        "DurationOfBreak",
+        "BreakDuration",
+        "TimeoutValue",
+        "Timeout",
+        "FailureRatio",
+        "SamplingDuration",
+    )
+}
+
 QOS = Keys(
-    supported={"TimeoutValue": None},
-    unimplemented=frozenset(
-        {
-            "ExceptionsAllowedBeforeBreaking",
-            "DurationOfBreak",
-            "TimeoutStrategy",
-            "BreakDuration",
-            "FailureRatio",
-            "MinimumThroughput",
-            "SamplingDuration",
-        }
-    ),
-    hints={"exceptionsallowedbeforebreaking": "circuit breaking is " + NOT_IMPLEMENTED},
+    supported=_QOS_KEYS,
+    unimplemented=frozenset({"TimeoutStrategy"}),
 )
 
-LOAD_BALANCER = Keys(
-    supported={"Type": None},
-    unimplemented=frozenset({"Key", "Expiry"}),
+GLOBAL_QOS = Keys(supported={**_QOS_KEYS, "RouteKeys": None}, unimplemented=QOS.unimplemented)
+
+LOAD_BALANCER = Keys(supported={"Type": None, "Key": None, "Expiry": None})
+
+GLOBAL_LOAD_BALANCER = Keys(
+    supported={"Type": None, "Key": None, "Expiry": None, "RouteKeys": None}
 )
 
 _ROUTE_UNIMPLEMENTED = frozenset(
@@ -208,7 +216,8 @@ GLOBAL = Keys(
         "RequestIdKey": None,
         "DownstreamScheme": None,
         "Timeout": None,
-        "LoadBalancerOptions": LOAD_BALANCER,
+        "LoadBalancerOptions": GLOBAL_LOAD_BALANCER,
+        "QoSOptions": GLOBAL_QOS,
         "SecurityOptions": SECURITY_OPTIONS,
         "Cors": CORS,
         "RateLimitOptions": GLOBAL_RATE_LIMIT,
@@ -216,7 +225,6 @@ GLOBAL = Keys(
     unimplemented=frozenset(
         {
             "ServiceDiscoveryProvider",
-            "QoSOptions",
             "HttpHandlerOptions",
             "DownstreamHttpVersion",
             "DownstreamHttpVersionPolicy",

@@ -39,11 +39,31 @@ class AuthenticationModel(_Model):
 
 
 class QoSModel(_Model):
+    """``QoSOptions`` as written: both generations of names (Ocelot 25 reads both; the old
+    one wins when both are given)."""
+
+    ExceptionsAllowedBeforeBreaking: Int | None = None
+    MinimumThroughput: Int | None = None
+    DurationOfBreak: Int | None = None
+    BreakDuration: Int | None = None
     TimeoutValue: Int | None = None
+    Timeout: Int | None = None
+    FailureRatio: Float | None = None
+    SamplingDuration: Int | None = None
+
+
+class GlobalQoSModel(QoSModel):
+    RouteKeys: list[str] | None = None
 
 
 class LoadBalancerModel(_Model):
     Type: str | None = None
+    Key: str | None = None
+    Expiry: Int | None = None
+
+
+class GlobalLoadBalancerModel(LoadBalancerModel):
+    RouteKeys: list[str] | None = None
 
 
 class SecurityOptionsModel(_Model):
@@ -117,7 +137,8 @@ class GlobalConfiguration(_Model):
     RequestIdKey: str | None = None
     DownstreamScheme: str | None = None
     Timeout: Int | None = None
-    LoadBalancerOptions: LoadBalancerModel | None = None
+    LoadBalancerOptions: GlobalLoadBalancerModel | None = None
+    QoSOptions: GlobalQoSModel | None = None
     SecurityOptions: SecurityOptionsModel | None = None
     Cors: CorsModel | None = None
     RateLimitOptions: GlobalRateLimitModel | None = None

@@ -356,6 +356,13 @@ class Exchange(ResponseSink):
                 self.pool.release(conn)
             else:
                 conn.close()
+        # The host answered in full: a 5xx counts against it, anything else clears its
+        # failures (one attribute read when there were none).
+        health = self.pool.health
+        if self.status >= 500:
+            health.failed("5xx", self.loop.time())
+        elif health.failures:
+            health.succeeded()
         self._finish(self.keep_alive)
 
     def upstream_failed(self, kind: str) -> None:
@@ -512,6 +519,7 @@ class Exchange(ResponseSink):
         else:
             self.plan.stats.upstream_error()
         self.pool.stats.error(kind)
+        self.pool.health.failed(kind, self.loop.time())
         self.context.fault_log.report(self.plan.stats.label, self.pool.key, kind)
 
     def _error(self, kind: errors.ErrorKind) -> None:
@@ -529,6 +537,8 @@ class Exchange(ResponseSink):
         now = self.client.clock()
         plan = self.plan
         plan.stats.end(self.status, now - self.started, self.bytes_in, self.bytes_out)
+        if plan.tracking:
+            plan.selector.release(self.pool)
         chain = plan.chain
         if chain.response_stages:
             flow = self.flow

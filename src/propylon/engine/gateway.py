@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -21,7 +23,7 @@ import orjson
 from propylon import errors
 from propylon.auth import Authenticator, AuthFailure, authorize
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER
-from propylon.config.model import GatewayConfig
+from propylon.config.model import GatewayConfig, HealthCheckSpec
 from propylon.engine.client_limits import ClientLimits
 from propylon.engine.exchange import Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
@@ -42,8 +44,10 @@ from propylon.policies.identity import IdentityHeader
 from propylon.policies.request_id import RequestIdPolicy
 from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
+from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
 from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.selector import Tables, selector_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -123,6 +127,19 @@ class Gateway(Handler, Ending):
             )
             for key in hosts
         }
+        # A host listed by several routes has one health: the first route's policies.
+        checks: dict[str, tuple[UpstreamPool, HealthCheckSpec]] = {}
+        for spec in reversed(config.routes):
+            for h in spec.downstream_hosts:
+                pool = self.pools[(spec.downstream_scheme, h.host, h.port)]
+                if spec.ejection is not None:
+                    pool.health.apply(spec.ejection)
+                if spec.health_check is not None:
+                    checks[pool.key] = (pool, spec.health_check)
+        for pool in self.pools.values():
+            pool.stats.health = functools.partial(pool.health.snapshot, self.loop.time, time.time)
+        self.checker = HealthChecker(list(checks.values()), self.loop.time)
+        tables = Tables()
         self.site = Site(
             config,
             self.authenticator,
@@ -132,13 +149,16 @@ class Gateway(Handler, Ending):
             workers=workers,
             run_dir=run_dir,
         )
-        self.plans = [
-            RoutePlan(
+        self.plans: list[RoutePlan] = []
+        for route in self.router.routes:
+            pools = [
+                self.pools[(route.spec.downstream_scheme, h.host, h.port)]
+                for h in route.spec.downstream_hosts
+            ]
+            plan = RoutePlan(
                 route,
-                [
-                    self.pools[(route.spec.downstream_scheme, h.host, h.port)]
-                    for h in route.spec.downstream_hosts
-                ],
+                pools,
+                selector_for(route.spec.balancer, pools, self.loop.time, tables),
                 self.stats.routes[route.index],
                 Chain(
                     route_stages(route.spec, self.site),
@@ -147,8 +167,7 @@ class Gateway(Handler, Ending):
                 ),
                 allow_underscores=config.forwarding.allow_underscores,
             )
-            for route in self.router.routes
-        ]
+            self.plans.append(plan)
         # Stages shared by several routes start and stop once.
         self.stages: list[RequestStage] = list(
             {id(stage): stage for plan in self.plans for stage in plan.chain.stages}.values()
@@ -187,6 +206,7 @@ class Gateway(Handler, Ending):
             await stage.start()
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
+        self.checker.start()
         tls = self.config.tls
         if tls is None or not tls.only:
             # The connection is an asyncio protocol by its methods, not by subclassing (its
@@ -236,6 +256,7 @@ class Gateway(Handler, Ending):
         for task in list(self._tasks):
             task.cancel()
         self.watchdog.stop()
+        await self.checker.close()
         await self.authenticator.close()
         for stage in self.stages:
             await stage.close()
@@ -341,7 +362,12 @@ class Gateway(Handler, Ending):
     def _forward(self, conn: ClientConnection, flow: Flow, plan: RoutePlan) -> None:
         """Compose the upstream head and start the exchange."""
         request = flow.request
-        pool = plan.next_pool()
+        pool = plan.selector.pick(flow)
+        if pool is None:
+            # Every host is out: say so at once rather than try one known to be failing.
+            flow.refuse(errors.NO_UPSTREAM)
+            self.respond(flow)
+            return
         # The same line goes upstream and back to the client.
         request_id_line = self.request_id.line(request.request_id)
         head = self.composer.upstream_head(

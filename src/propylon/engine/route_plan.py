@@ -1,7 +1,7 @@
 """What one route needs per request, looked up, never computed: built once at start-up.
 
-A ``RoutePlan`` holds the route's chain (its request stages and where they end), its
-upstream pools in round-robin order, its timeout and its stats slot.
+A ``RoutePlan`` holds the route's chain (its request stages and where they end), the
+selector that picks one of its upstream pools, its timeout and its stats slot.
 """
 
 from __future__ import annotations
@@ -12,24 +12,27 @@ from propylon.plane.chain import Chain
 from propylon.routing import CompiledRoute
 from propylon.stats import RouteStats
 from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.selector import Selector
 
 
 class RoutePlan:
     __slots__ = (
-        "_next",
         "allow_underscores",
         "chain",
         "index",
         "pools",
         "route",
+        "selector",
         "stats",
         "timeout",
+        "tracking",
     )
 
     def __init__(
         self,
         route: CompiledRoute,
         pools: Sequence[UpstreamPool],
+        selector: Selector,
         stats: RouteStats,
         chain: Chain,
         *,
@@ -46,12 +49,6 @@ class RoutePlan:
             if route.spec.allow_underscores is None
             else route.spec.allow_underscores
         )
-        self._next = 0
-
-    def next_pool(self) -> UpstreamPool:
-        pools = self.pools
-        if len(pools) == 1:
-            return pools[0]
-        pool = pools[self._next % len(pools)]
-        self._next += 1
-        return pool
+        self.selector = selector
+        self.tracking = selector.tracking
+        """The selector counts in-flight requests: each exchange's end releases its host."""

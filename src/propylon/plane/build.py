@@ -14,7 +14,12 @@ proxied route runs no stage at all. The order is fixed by phase, the same for ev
 6. ``rate_limit``  native limits (may be keyed by the verified identity)   after auth
 7. ``identify``    identity header, claim headers
 8. ``plugins``     user stages, in the order the route lists them
-9. ``assertion``   the signed gateway assertion (last: it signs what the stages decided)
+9. ``assertion``   the signed gateway assertion (it signs what the stages decided)
+10. ``circuit_breaker`` open: 503 ``CircuitOpen``; half-open: one probe (last: only
+                   requests about to go upstream are gated or probe)
+
+Response stages: ``cors`` (drops the upstream's own CORS fields), then the circuit breaker's
+tally of every outcome.
 
 Stages never see each other; they meet only on the flow.
 """
@@ -31,12 +36,14 @@ from propylon.config.model import GatewayConfig, RouteSpec
 from propylon.config.plugin_specs import plugin_class
 from propylon.plane.stage import RequestStage, ResponseStage
 from propylon.plugins import Plugin
+from propylon.policies.circuit_breaker import CircuitBreaker
 from propylon.policies.claim_headers import ClaimHeaders, stripped_names
 from propylon.policies.cors import CorsRules
 from propylon.policies.identity import IdentityHeader
 from propylon.policies.ip_rules import IpPolicy
 from propylon.stages.assertion import SignAssertion
 from propylon.stages.authn import Authenticate, Authorize, Identify
+from propylon.stages.breaker import BreakerGate, BreakerTally
 from propylon.stages.cors import Cors, UpstreamCorsFields
 from propylon.stages.ip_filter import IpFilter
 from propylon.stages.plugin import PluginStage
@@ -69,6 +76,7 @@ class Site:
         self._plugins: dict[str, Plugin] = {}
         self._state: StateStore | None = None
         self._signer: AssertionSigner | None = None
+        self._breakers: dict[str, CircuitBreaker] = {}
         self.gateway_owned = frozenset(
             {
                 config.identity_header.lower(),
@@ -108,6 +116,14 @@ class Site:
                 self.config.state, workers=self.workers, run_dir=self.run_dir
             )
         return store
+
+    def breaker(self, spec: RouteSpec) -> CircuitBreaker:
+        """The route's one circuit breaker, shared by its gate and its tally."""
+        breaker = self._breakers.get(spec.source)
+        if breaker is None:
+            assert spec.breaker is not None
+            breaker = self._breakers[spec.source] = CircuitBreaker(spec.breaker)
+        return breaker
 
     def assertion_signer(self) -> AssertionSigner:
         """The worker's one signer (one memo for all routes), built when a route needs it."""
@@ -153,6 +169,8 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         stages.append(
             SignAssertion(site.assertion_signer(), spec.assertion_audience, spec.identity_claim)
         )
+    if spec.breaker is not None:
+        stages.append(BreakerGate(site.breaker(spec), site.loop.time))
     return tuple(stages)
 
 
@@ -161,4 +179,6 @@ def route_response_stages(spec: RouteSpec, site: Site) -> tuple[ResponseStage, .
     stages: list[ResponseStage] = []
     if spec.cors is not None:
         stages.append(UpstreamCorsFields())
+    if spec.breaker is not None:
+        stages.append(BreakerTally(site.breaker(spec), site.loop.time))
     return tuple(stages)

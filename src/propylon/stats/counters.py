@@ -91,7 +91,7 @@ class RouteStats:
 
 
 class UpstreamStats:
-    __slots__ = ("errors", "last_error", "last_error_at", "requests", "wall_clock")
+    __slots__ = ("errors", "health", "last_error", "last_error_at", "requests", "wall_clock")
 
     def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.requests = 0
@@ -100,6 +100,9 @@ class UpstreamStats:
         self.last_error_at: float | None = None
         """Unix time of the last error."""
         self.wall_clock = wall_clock
+        self.health: Callable[[], dict[str, Any]] | None = None
+        """Where the host's health state is read for the snapshot (set by the gateway,
+        which owns it; stats never import the upstream layer)."""
 
     def request(self) -> None:
         self.requests += 1
@@ -110,12 +113,15 @@ class UpstreamStats:
         self.last_error_at = self.wall_clock()
 
     def snapshot(self) -> dict[str, Any]:
-        return {
+        snap: dict[str, Any] = {
             "requests": self.requests,
             "errors": self.errors,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
         }
+        if self.health is not None:
+            snap["health"] = self.health()
+        return snap
 
 
 class GatewayStats:

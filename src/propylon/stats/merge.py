@@ -90,3 +90,17 @@ def _merge_upstream(into: dict[str, dict[str, Any]], host: str, up: dict[str, An
     if at is not None and (have["last_error_at"] is None or at > have["last_error_at"]):
         have["last_error"] = up["last_error"]
         have["last_error_at"] = at
+    theirs = up.get("health")
+    mine = have.get("health")
+    if theirs is not None and mine is not None:
+        # Each worker judges the host for itself: it is up only if every worker has it up.
+        until = [u for u in (mine["ejected_until"], theirs["ejected_until"]) if u is not None]
+        have["health"] = {
+            "up": mine["up"] and theirs["up"],
+            "ejected_until": max(until) if until else None,
+            "checked_down": mine["checked_down"] or theirs["checked_down"],
+            "consecutive_failures": max(
+                mine["consecutive_failures"], theirs["consecutive_failures"]
+            ),
+            "last_cause": mine["last_cause"] or theirs["last_cause"],
+        }

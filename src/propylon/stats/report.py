@@ -94,12 +94,16 @@ def _route(route: dict[str, Any]) -> dict[str, Any]:
 
 
 def _upstream(up: dict[str, Any]) -> dict[str, Any]:
-    return {
+    report = {
         "requests": up["requests"],
         "errors": up["errors"],
         "last_error": up["last_error"],
         "last_error_at": _iso(up["last_error_at"]),
     }
+    health = up.get("health")
+    if health is not None:
+        report["health"] = {**health, "ejected_until": _iso(health["ejected_until"])}
+    return report
 
 
 def _ms(seconds: float | None) -> float | None:

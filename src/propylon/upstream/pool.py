@@ -8,6 +8,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from propylon.upstream.connection import ConnectionOwner, UpstreamConnection
+from propylon.upstream.health import HostHealth
 
 if TYPE_CHECKING:
     from propylon.stats import UpstreamStats
@@ -37,6 +38,8 @@ class UpstreamPool(ConnectionOwner):
             authority if (scheme, port) in (("http", 80), ("https", 443)) else f"{authority}:{port}"
         ).encode("idna")
         self.stats = stats
+        self.health = HostHealth(self.key)
+        """Whether the host is in rotation (every route listing it shares this)."""
         self._idle: list[UpstreamConnection] = []
         self._max_idle = max_idle
         self._connect_timeout = connect_timeout
