@@ -37,10 +37,15 @@ COMPILED = [
     "src/propylon/state/store.py",
     "src/propylon/state/memory.py",
     "src/propylon/state/shared.py",
-    # toward the upstreams: connections, pools, request heads
+    # toward the upstreams: connections, pools, request heads, the balancers, host health
     "src/propylon/upstream/connection.py",
     "src/propylon/upstream/pool.py",
     "src/propylon/upstream/head.py",
+    "src/propylon/upstream/selector.py",
+    "src/propylon/upstream/health.py",
+    # the circuit breaker: its state and its two stages
+    "src/propylon/policies/circuit_breaker.py",
+    "src/propylon/stages/breaker.py",
     # HTTP rules every request meets: the head, the Host check, client-address sets
     "src/propylon/http/request.py",
     "src/propylon/http/host.py",
