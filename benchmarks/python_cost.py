@@ -193,6 +193,8 @@ def main() -> None:
         "proxy + CORS, allowed origin": lambda: [
             request(b"/cors/profiles/12345", origin=b"https://app.example")
         ],
+        # The circuit breaker's gate and tally (closed: every request admitted and counted).
+        "proxy + circuit breaker": lambda: [request(b"/qos/profiles/12345")],
         "JWT HS256, cached": lambda: [request(b"/secure/profiles/12345", tokens(1)[0])],
         "JWT HS256, 10,000 tokens (misses)": lambda: [
             request(b"/secure/profiles/12345", t) for t in tokens(10000)

@@ -171,3 +171,24 @@ def test_active_checks_take_a_host_out_and_bring_an_ejected_one_back() -> None:
     assert not health.available(1.0)
     health.check_passed(1)  # before the 60 s cool-down is over
     assert health.available(1.0)
+
+
+def test_a_retry_gets_another_host_the_balancers_way_when_there_is_one() -> None:
+    clock = Clock()
+    pools = _pools(1, 2, 3)
+    request = Request(x_tenant="acme")
+    for kind in ("round_robin", "least_connection", "hash", "first"):
+        selector = selector_for(BalancerSpec(kind=kind, key="x-tenant"), pools, clock, Tables())
+        tried = selector.pick(request)
+        assert tried is not None
+        again = selector.pick_again(request, tried)
+        assert again is not None and again is not tried, kind
+    lc = selector_for(BalancerSpec(kind="least_connection"), pools, clock, Tables())
+    tried = lc.pick(request)
+    assert tried is pools[0]
+    assert lc.pick_again(request, tried) is pools[1]
+    assert lc.leases == [1, 1, 0]  # the refused second pick of pools[0] was released
+    single = selector_for(BalancerSpec(), pools[:1], clock, Tables())
+    assert single.pick_again(request, pools[0]) is pools[0]
+    pools[0].health.out_until = clock.now + 1.0
+    assert single.pick_again(request, pools[0]) is None

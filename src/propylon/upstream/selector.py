@@ -4,8 +4,8 @@ One selector per route, built at start-up (``selector_for``). ``pick(flow)`` ret
 an available host, or None when health or ejection has taken every host out (the gateway
 answers 503 without a connect attempt). Selectors that count requests in flight
 (``tracking``) are told when each exchange ends (``release``); the others are not called
-again. A retry picks again through the same selector, which skips the host that just failed
-once health has taken it out.
+again. A retry asks the same selector for another host (``pick_again``): the balancer's
+choice when it is not the host just tried, else the next available host.
 
 Ocelot's balancers behave as in Ocelot 25 (``src/Ocelot/LoadBalancer/Balancers``):
 
@@ -80,6 +80,31 @@ class Selector:
 
     def release(self, pool: UpstreamPool) -> None:
         """The exchange on ``pool`` ended (only called when ``tracking``)."""
+
+    def pick_again(self, flow: Flow, tried: UpstreamPool) -> UpstreamPool | None:
+        """A host other than ``tried`` for another attempt of the same request (a retry),
+        chosen the balancer's way where it can be: ``tried`` again only when no other host
+        is available. Nothing on a first pick pays for this."""
+        for _ in range(len(self.pools)):
+            pool = self.pick(flow)
+            if pool is None or pool is not tried:
+                return pool
+            if self.tracking:
+                self.release(pool)
+        # The balancer insists (a hash, a sticky session): the next available host after it.
+        index = self.pools.index(tried)
+        count = len(self.pools)
+        now = self.clock()
+        for step in range(1, count):
+            pool = self.pools[(index + step) % count]
+            if pool.health.available(now):
+                if self.tracking:
+                    self._lease(pool)
+                return pool
+        return tried if tried.health.available(now) else None
+
+    def _lease(self, pool: UpstreamPool) -> None:
+        """Count ``pool`` as picked (tracking selectors)."""
 
     def available(self) -> list[int]:
         """Indexes of the hosts in rotation now."""
@@ -157,6 +182,9 @@ class LeastConnection(Selector):
             return None
         leases[best] += 1
         return self.pools[best]
+
+    def _lease(self, pool: UpstreamPool) -> None:
+        self.leases[self.pools.index(pool)] += 1
 
     def release(self, pool: UpstreamPool) -> None:
         index = self.pools.index(pool)
@@ -284,6 +312,9 @@ class PowerOfTwo(Selector):
             chosen = a if self.in_flight[a] <= self.in_flight[b] else b
         self.in_flight[chosen] += 1
         return self.pools[chosen]
+
+    def _lease(self, pool: UpstreamPool) -> None:
+        self.in_flight[self.pools.index(pool)] += 1
 
     def release(self, pool: UpstreamPool) -> None:
         index = self.pools.index(pool)
