@@ -53,6 +53,19 @@ async def test_round_robin_is_the_default_and_starts_at_the_first_host() -> None
         await _close(ups)
 
 
+async def test_round_robin_under_concurrent_load_spreads_evenly() -> None:
+    # Ocelot RoundRobinTests:
+    # Lease_LoopThroughIndexRangeIndefinitelyUnderHighLoad_ShouldDistributeIndexValuesUniformly
+    ups = await _upstreams(3)
+    try:
+        async with running(config(_over(ups))) as gw:
+            replies = await asyncio.gather(*(request(gw.port, "GET", "/x") for _ in range(30)))
+            assert {r.status for r in replies} == {200}
+            assert _served(ups) == [10, 10, 10]
+    finally:
+        await _close(ups)
+
+
 async def test_no_load_balancer_always_uses_the_first_host() -> None:
     # Ocelot NoLoadBalancerTests: the first service, every time.
     ups = await _upstreams(2)

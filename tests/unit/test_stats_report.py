@@ -227,3 +227,28 @@ def test_report_of_nothing_at_all() -> None:
     assert report["workers_reporting"] == 0
     assert report["started_at"] is None
     assert report["routes"] == [] and report["upstreams"] == {}
+
+
+def test_a_host_is_up_in_the_merged_report_only_if_every_worker_has_it_up() -> None:
+    from propylon.config.model import EjectionSpec
+    from propylon.upstream.health import HostHealth
+
+    one, two = worker(), worker()
+    healthy = HostHealth(HOSTS[0])
+    ejected = HostHealth(HOSTS[0], EjectionSpec(consecutive_failures=1, base=30.0))
+    ejected.failed("refused", 100.0)
+    one.upstreams[HOSTS[0]].health = lambda: healthy.snapshot(
+        lambda: 110.0, lambda: 1_700_000_000.0
+    )
+    two.upstreams[HOSTS[0]].health = lambda: ejected.snapshot(
+        lambda: 110.0, lambda: 1_700_000_000.0
+    )
+    report = render_report(merge_snapshots([one.snapshot(), two.snapshot()]), workers=2)
+    assert report["upstreams"][HOSTS[0]]["health"] == {
+        "up": False,
+        "ejected_until": "2023-11-14T22:13:40.000Z",
+        "checked_down": False,
+        "consecutive_failures": 1,
+        "last_cause": "refused",
+    }
+    assert "health" not in report["upstreams"][HOSTS[1]]
