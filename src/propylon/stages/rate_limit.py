@@ -43,6 +43,12 @@ NO_CLIENT_HEADERS: Final = (("Retry-After", "-1"),)
 NO_HEADERS: tuple[tuple[str, str], ...] = ()
 
 
+REMEMBERED_KEYS = 4096
+MAX_REMEMBERED_MATERIAL = 512
+"""Key material longer than this (a long header value) is hashed every time: the memo
+holds at most REMEMBERED_KEYS * ~(512 + 40) bytes."""
+
+
 def counter_key(readable: bytes, material: bytes) -> bytes:
     return readable + blake2b(material, digest_size=16).hexdigest().encode()
 
@@ -145,6 +151,8 @@ class NativeLimiter(RequestStage):
     name = "rate_limit"
 
     __slots__ = (
+        "item_prefixes",
+        "keys_seen",
         "limits",
         "names",
         "namespaces",
@@ -164,6 +172,10 @@ class NativeLimiter(RequestStage):
         self.names = [p.name for p in policies]
         self.transition = Gcra(self.limits, self.periods)
         self.policy_line = fields.policy_line(policies)
+        self.item_prefixes = [fields.limit_item_prefix(p.name) for p in policies]
+        self.keys_seen: dict[bytes, bytes] = {}
+        """Key material -> counter key: the same callers come back, and hashing the
+        material is most of what building a key costs (bounded like every memo)."""
         self.namespaces: list[bytes] = []
         self.parts: list[tuple[tuple[str, str], ...]] = []
         for policy in policies:
@@ -193,7 +205,15 @@ class NativeLimiter(RequestStage):
                     continue
                 # length-prefixed, so that no two lists of values run together into one
                 material += b"%d:" % len(value) + value
-            keys.append(counter_key(b"rl:", material))
+            seen = self.keys_seen
+            key = seen.get(material)
+            if key is None:
+                key = counter_key(b"rl:", material)
+                if len(material) <= MAX_REMEMBERED_MATERIAL:
+                    if len(seen) >= REMEMBERED_KEYS:
+                        seen.clear()
+                    seen[material] = key
+            keys.append(key)
         return keys
 
     def on_request(self, flow: Flow) -> int:
@@ -213,7 +233,7 @@ class NativeLimiter(RequestStage):
     def settle(self, flow: Flow, result: list[float]) -> int:
         admitted = result[0] == 1.0
         now = result[1]
-        items: list[str] = []
+        items: list[bytes] = []
         retry = 0
         for index, limit in enumerate(self.limits):
             period = self.periods[index]
@@ -222,9 +242,9 @@ class NativeLimiter(RequestStage):
             reset = gcra.next_unit(limit, period, used, left)
             if not admitted and left == 0 and reset > retry:
                 retry = reset
-            items.append(fields.limit_item(self.names[index], left, reset))
+            items.append(b"%s%d;t=%d" % (self.item_prefixes[index], left, reset))
         flow.add_response_line(self.policy_line)
-        flow.add_response_line(("RateLimit: " + ", ".join(items)).encode())
+        flow.add_response_line(b"RateLimit: " + b", ".join(items))
         if admitted:
             return CONTINUE
         return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))
