@@ -13,9 +13,11 @@ GCRA over every limit of the route at once, ``RateLimit-Policy`` and ``RateLimit
 response of the route, 429 with ``Retry-After`` (whole seconds) when refused.
 
 Both decide in the worker's state store: at once when it is in-process or shared by the
-workers, in a spawned task (``PENDING``) when it is Redis. When Redis does not answer, the
-failure policy decides: ``open`` admits the request (without rate-limit headers, which
-would be guesses), ``closed`` answers 503 ``NotReady`` with ``Retry-After: 1``.
+workers; when it is Redis, the stage submits the decision and waits (``PENDING``, no task of
+its own) for the store to call back with the batch the decision went in. When Redis does
+not answer, the failure policy decides: ``open`` admits the request (without rate-limit
+headers, which would be guesses), ``closed`` answers 503 ``NotReady`` with
+``Retry-After: 1``.
 
 Counter keys are ``<readable prefix>:<hash>``: the hash covers the route, the rule and the
 client's values, so a client-sent value of any length makes a key of fixed size.
@@ -36,7 +38,7 @@ from propylon.plane.stage import CONTINUE, Flow, RequestStage
 from propylon.ratelimit import fields, gcra
 from propylon.ratelimit.fixed_window import FixedWindow
 from propylon.ratelimit.gcra import Gcra
-from propylon.state.store import StateStore, StoreUnavailable
+from propylon.state.store import StateStore
 
 UNAVAILABLE_HEADERS: Final = (("Retry-After", "1"),)
 NO_CLIENT_HEADERS: Final = (("Retry-After", "-1"),)
@@ -112,12 +114,13 @@ class OcelotLimiter(RequestStage):
         store = self.store
         if store.synchronous:
             return self.settle(flow, store.run(self.transition, [key], time.time()))
-        return flow.spawn(self._remote(flow, key))
+        pending = flow.wait_for(self.decided)
+        store.submit(self.transition, [key], flow.deliver)
+        return pending
 
-    async def _remote(self, flow: Flow, key: bytes) -> int:
-        try:
-            result = await self.store.run_async(self.transition, [key])
-        except StoreUnavailable:
+    def decided(self, flow: Flow, result: list[float] | None) -> int:
+        """The remote store's answer (None: it could not decide)."""
+        if result is None:
             return fail(flow, self.store)
         return self.settle(flow, result)
 
@@ -221,12 +224,13 @@ class NativeLimiter(RequestStage):
         store = self.store
         if store.synchronous:
             return self.settle(flow, store.run(self.transition, keys, time.time()))
-        return flow.spawn(self._remote(flow, keys))
+        pending = flow.wait_for(self.decided)
+        store.submit(self.transition, keys, flow.deliver)
+        return pending
 
-    async def _remote(self, flow: Flow, keys: list[bytes]) -> int:
-        try:
-            result = await self.store.run_async(self.transition, keys)
-        except StoreUnavailable:
+    def decided(self, flow: Flow, result: list[float] | None) -> int:
+        """The remote store's answer (None: it could not decide)."""
+        if result is None:
             return fail(flow, self.store)
         return self.settle(flow, result)
 
