@@ -190,6 +190,8 @@ def main() -> None:
         # Real clients ask for many ids: each new path is canonicalised and matched again.
         "proxy only, 10,000 paths": lambda: [request(b"/profiles/%d" % i) for i in range(10000)],
         # The cors stage: Origin matched, Access-Control-* and Vary lines on the response.
+        # The ip_filter stage: the client address judged against allow and block lists.
+        "proxy + IP rules, allowed address": lambda: [request(b"/ip/profiles/12345")],
         "proxy + CORS, allowed origin": lambda: [
             request(b"/cors/profiles/12345", origin=b"https://app.example")
         ],

@@ -94,5 +94,5 @@ def test_scenarios_are_chosen_by_name_in_catalogue_order() -> None:
 def test_only_the_rs256_scenarios_give_propylon_an_rs256_key() -> None:
     rs256 = {s.name for s in BY_NAME.values() if s.algorithm == "RS256"}
 
-    assert rs256 == {"jwt-rs256", "jwt-rs256-rotate"}
+    assert rs256 == {"jwt-rs256", "jwt-rs256-rotate", "edge", "edge-workers2", "edge-redis"}
     assert all(s.bearer for s in BY_NAME.values() if s.rotate)

@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address to listen on")
     run.add_argument("--port", type=_port, default=8000, help="port to listen on (0: any)")
     run.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    run.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        default=None,
+        help="operations listener (metrics, health, stats, config); off unless given "
+        "(conventionally 127.0.0.1:9901; beyond loopback it needs PROPYLON_ADMIN_TOKEN)",
+    )
     _tls_flags(run)
     run.add_argument(
         "--log-level",
@@ -185,6 +192,15 @@ def _run(args: argparse.Namespace) -> int:
     )
     config = _load_or_report(args.config, args)
     if config is None:
+        return EXIT_UNUSABLE
+    import os
+
+    from propylon.config.admin import with_admin
+
+    try:
+        config = with_admin(config, args.admin, os.environ)
+    except ConfigError as exc:
+        _print(exc.problems, sys.stderr)
         return EXIT_UNUSABLE
     if config.assertion is not None and not _publish_assertion_keys(config):
         return EXIT_UNUSABLE

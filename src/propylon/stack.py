@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WALKTHROUGH = """
 propylon stack is up:
   gateway   http://{host}:{gw}        (the only thing clients should talk to)
+  ops       http://127.0.0.1:{ops}   (admin listener: /metrics /healthz /readyz /stats
+            /config /routes /.well-known/jwks.json; loopback only)
   identity  http://127.0.0.1:{idp}   (internal; OpenAPI at /docs)
   profiles  http://127.0.0.1:{prof}   (internal; OpenAPI at /docs)
   state     {state}  (SQLite files, keys, avatars; delete it to start over)
@@ -138,12 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles-port", type=int, default=8002)
     parser.add_argument("--state", default=str(ROOT / ".run"), help="where state is kept")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--admin-port", type=int, default=9901, help="the gateway's admin listener (loopback)"
+    )
     args = parser.parse_args(argv)
 
     taken = [
         f"{name} port {port} on {host}: {problem}"
         for name, host, port in (
             ("gateway", args.host, args.port),
+            ("gateway admin", "127.0.0.1", args.admin_port),
             ("identity", "127.0.0.1", args.identity_port),
             ("profiles", "127.0.0.1", args.profiles_port),
         )
@@ -256,14 +262,20 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.port),
                 "--workers",
                 str(args.workers),
+                "--admin",
+                f"127.0.0.1:{args.admin_port}",
             ],
             gateway_env,
         )
         _wait_http(f"http://127.0.0.1:{args.port}/stats", gateway, "gateway", args.port)
+        _wait_http(
+            f"http://127.0.0.1:{args.admin_port}/readyz", gateway, "gateway admin", args.admin_port
+        )
         print(
             WALKTHROUGH.format(
                 host=args.host,
                 gw=args.port,
+                ops=args.admin_port,
                 idp=args.identity_port,
                 prof=args.profiles_port,
                 state=state,

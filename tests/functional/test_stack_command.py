@@ -45,7 +45,7 @@ def _port_open(port: int) -> bool:
 
 
 def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    gw, idp, prof = free_port(), free_port(), free_port()
+    gw, idp, prof, ops = free_port(), free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "IDENTITY_ARGON2_TIME_COST": "1",
@@ -67,6 +67,8 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             str(idp),
             "--profiles-port",
             str(prof),
+            "--admin-port",
+            str(ops),
             "--state",
             str(tmp_path / "state"),
         ],
@@ -99,6 +101,10 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         password = password_file.read_text().strip()
         assert len(password) >= 20
         printed = (tmp_path / "stack.log").read_text()
+        # The admin listener is on, and the walkthrough says where.
+        assert f"ops       http://127.0.0.1:{ops}" in printed
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops}/readyz", timeout=5) as ready:
+            assert json.loads(ready.read())["ready"] is True
         assert password not in printed and "change-me-admin-password" not in printed
         assert f"password in {password_file}" in printed
         status, body = _post(gw, "/auth/token", {"username": "admin", "password": password})

@@ -137,3 +137,121 @@ async def test_a_redis_that_does_not_answer_fails_fast_and_is_counted() -> None:
     finally:
         await store.close()
     assert (store.health.down, store.health.outages, store.health.failed_decisions) == (True, 1, 5)
+
+
+async def _swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A 'Redis' that accepts connections and reads, but never answers."""
+    while await reader.read(65536):
+        pass
+
+
+async def test_concurrent_decisions_go_in_few_round_trips() -> None:
+    url = redis_url()
+    prefix = f"propylon-test:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore(url, prefix=prefix, timeout=5.0, failure_policy="closed")
+    limiter = Gcra([100], [3600.0])
+    try:
+        await store.run_async(limiter, [b"warm-up"])  # loads the script: no NOSCRIPT below
+        sent = store.batches
+        results = await asyncio.gather(
+            *(store.run_async(limiter, [b"shared"]) for _ in range(1000))
+        )
+        batches = store.batches - sent
+    finally:
+        await store.close()
+        await _cleanup(url, prefix)
+    # Exact, as one decision per round trip was: each EVALSHA is atomic on its own.
+    assert sum(int(result[0]) for result in results) == 100
+    # Submitted in one turn of the loop: 256 per batch at most, so four batches.
+    assert batches == 4
+    assert store.health.failed_decisions == 0
+
+
+async def test_a_batch_refused_with_noscript_is_sent_again_once() -> None:
+    url = redis_url()
+    import redis.asyncio
+
+    prefix = f"propylon-test:{uuid.uuid4().hex[:12]}:"
+    limiter = Gcra([3], [3600.0])
+    store = RedisStore(url, prefix=prefix, timeout=5.0, failure_policy="closed")
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        assert (await store.run_async(limiter, [b"k"]))[0] == 1.0
+        # As after a Redis restart or failover (our scripts load again on NOSCRIPT).
+        await client.script_flush()
+        got = await asyncio.gather(*(store.run_async(limiter, [b"k"]) for _ in range(5)))
+    finally:
+        await store.close()
+        await client.aclose()
+        await _cleanup(url, prefix)
+    # Refused unrun, sent again once: each decision counted exactly once.
+    assert [result[0] for result in got] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert store.batches == 2
+    assert store.health.failed_decisions == 0
+
+
+async def test_a_batch_whose_redis_hangs_fails_within_the_timeout() -> None:
+    from tests.support.upstreams import RawUpstream
+
+    silent = await RawUpstream(_swallow).start()
+    store = RedisStore(
+        f"redis://127.0.0.1:{silent.port}/0",
+        prefix="x:",
+        timeout=0.3,
+        failure_policy="closed",
+        retry_interval=5.0,
+    )
+    limiter = Gcra([1], [1.0])
+
+    async def decide() -> bool:
+        try:
+            await store.run_async(limiter, [b"k"])
+        except StoreUnavailable:
+            return False
+        return True
+
+    try:
+        started = time.monotonic()
+        decided = await asyncio.gather(*(decide() for _ in range(300)))
+        waited = time.monotonic() - started
+        assert decided == [False] * 300
+        assert 0.25 < waited < 0.6  # the deadline, not a socket timeout per reply
+        assert store.batches == 2  # 256 + 44, both out at once
+        # While the outage lasts, decisions fail at once, without a round trip.
+        started = time.monotonic()
+        decided = await asyncio.gather(*(decide() for _ in range(50)))
+        assert decided == [False] * 50
+        assert time.monotonic() - started < 0.1
+        assert store.batches == 2
+    finally:
+        await store.close()
+        await silent.close()
+    assert (store.health.down, store.health.outages, store.health.failed_decisions) == (
+        True,
+        1,
+        350,
+    )
+
+
+async def test_a_failing_callback_costs_only_its_own_request() -> None:
+    url = redis_url()
+    prefix = f"propylon-test:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore(url, prefix=prefix, timeout=5.0, failure_policy="closed")
+    limiter = Gcra([10], [3600.0])
+    got: list[list[float] | None] = []
+
+    def broken(result: list[float] | None) -> None:
+        raise RuntimeError("a bug in a stage")
+
+    try:
+        finished = asyncio.get_running_loop().create_future()
+        store.submit(limiter, [b"a"], got.append)
+        store.submit(limiter, [b"b"], broken)
+        store.submit(limiter, [b"c"], lambda result: finished.set_result(result))
+        last = await asyncio.wait_for(finished, 5)
+    finally:
+        await store.close()
+        await _cleanup(url, prefix)
+    assert got[0] is not None and got[0][0] == 1.0
+    assert last is not None and last[0] == 1.0
+    assert store.batches == 1

@@ -190,11 +190,16 @@ class MemoryStore:
         return None
 
 
-# KEYS: the records; ARGV: now, base, memory, then free and max_delay per key.
+# KEYS: the records; ARGV: now (unused: the script reads Redis TIME), base, memory, then
+# free and max_delay per key.
 # Returns "0" (admitted, counted) or the seconds to wait, as a string: Lua numbers come
 # back from Redis truncated to integers.
 _ADMIT = """
-local now = tonumber(ARGV[1])
+-- Redis's own clock, not the caller's: concurrent logins read their clocks before their
+-- turn here, and a caller whose clock reading is older would otherwise be told to wait
+-- longer than the delay (and replicas with skewed clocks would disagree).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local base = tonumber(ARGV[2])
 local memory = tonumber(ARGV[3])
 local wait = 0
@@ -306,7 +311,9 @@ class RedisStore:
 
 
 def _retry_after(wait: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(wait)))}
+    # Whole seconds, rounded up, but not for the microsecond that '%.6f' in the Redis
+    # record can add: a 60 s delay must not read as 61.
+    return {"Retry-After": str(max(1, math.ceil(wait - 0.001)))}
 
 
 class Throttle:

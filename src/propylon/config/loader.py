@@ -114,6 +114,7 @@ def compile_document(
         tls=result.tls,
         state=state or StateSpec(),
         assertion=signing,
+        admin=result.admin,
         warnings=tuple(problems),
     )
 

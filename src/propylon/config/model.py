@@ -465,6 +465,23 @@ DEFAULT_ASSERTION_ISSUER = "propylon"
 DEFAULT_ASSERTION_LIFETIME = 60
 
 
+DEFAULT_ADMIN_TOKEN_ENV = "PROPYLON_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSpec:
+    """The operations listener (``--admin HOST:PORT`` or the native ``admin`` block).
+
+    ``token`` is read from the environment variable ``token_env`` when ``propylon run``
+    starts (config/admin.py); it is never in a file, and ``/config`` never shows it.
+    """
+
+    host: str
+    port: int
+    token_env: str = DEFAULT_ADMIN_TOKEN_ENV
+    token: bytes | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class AssertionSettings:
     """The signed hop (services/README.md, "The signed hop"): the gateway signs what it
@@ -539,4 +556,6 @@ class GatewayConfig:
     state: StateSpec = field(default_factory=StateSpec)
     assertion: AssertionSettings | None = None
     """Signed gateway assertions; ``None``: off (routes' ``assertion_audience`` all None)."""
+    admin: AdminSpec | None = None
+    """The operations listener: off (None) unless the file or ``--admin`` asks for it."""
     warnings: tuple[Problem, ...] = ()

@@ -21,6 +21,7 @@ from propylon.config import (
     templates,
     values,
 )
+from propylon.config.admin import read_admin
 from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.document import Document
@@ -70,6 +71,7 @@ TOP_LEVEL = (
     "state",
     "rate_limits",
     "assertion",
+    "admin",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -137,6 +139,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     forwarding = read_forwarding(data.get("forwarding"), diag)
     plugins = read_plugins(data.get("plugins"), diag)
     tls = read_tls(data.get("tls"), diag, base_dir)
+    admin = read_admin(data.get("admin"), diag)
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
@@ -177,6 +180,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         tls=tls,
         state=state,
         assertion=signing,
+        admin=admin,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from propylon.config.model import (
+    AdminSpec,
     AssertionSettings,
     ForwardingPolicy,
     JwtProviderSpec,
@@ -54,3 +55,5 @@ class ReadResult:
     state: StateSpec | None = None
     assertion: AssertionSettings | None = None
     """The native ``assertion`` block (routes' audiences are already set)."""
+    admin: AdminSpec | None = None
+    """The native ``admin`` block (its token is read later, when ``run`` starts)."""

@@ -7,6 +7,7 @@ from propylon.config.model import AuthRequirement, GatewayConfig, RouteSpec
 from propylon.route_templates import route_rank
 
 HEADERS = ("#", "SOURCE", "PRI", "METHODS", "UPSTREAM", "DOWNSTREAM", "AUTH", "TIMEOUT")
+COLUMNS = ("position", "source", "priority", "methods", "upstream", "downstream", "auth", "timeout")
 
 
 def match_order(config: GatewayConfig) -> list[RouteSpec]:
@@ -56,30 +57,38 @@ def _identity(config: GatewayConfig, spec: RouteSpec) -> str:
     return f"; {config.identity_header} from {claim_headers.describe(spec.identity_claim)}"
 
 
-def render_table(config: GatewayConfig) -> str:
-    rows = [HEADERS]
+def table_rows(config: GatewayConfig) -> list[dict[str, str]]:
+    """The table's rows, keyed by lower-case column name (``GET /routes`` serves these)."""
+    rows: list[dict[str, str]] = []
     for position, spec in enumerate(match_order(config), start=1):
         source = spec.source if spec.name is None else f"{spec.source} ({spec.name})"
-        rows.append(
-            (
-                str(position),
-                source,
-                str(spec.priority),
-                describe_methods(spec),
-                describe_upstream(spec),
-                "-> " + describe_downstream(spec),
-                describe_auth(spec.auth) + _identity(config, spec),
-                seconds(spec.timeout),
-            )
+        cells = (
+            str(position),
+            source,
+            str(spec.priority),
+            describe_methods(spec),
+            describe_upstream(spec),
+            "-> " + describe_downstream(spec),
+            describe_auth(spec.auth) + _identity(config, spec),
+            seconds(spec.timeout),
         )
+        rows.append(dict(zip(COLUMNS, cells, strict=True)))
+    return rows
+
+
+def render_table(config: GatewayConfig) -> str:
+    rows = [HEADERS, *(tuple(row.values()) for row in table_rows(config))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    return "\n".join([title(config), *lines])
+
+
+def title(config: GatewayConfig) -> str:
     count = len(config.routes)
-    title = (
+    return (
         f"{config.source}: {count} route{'' if count == 1 else 's'}, "
         f"format {config.format.value}, tried top to bottom"
     )
-    return "\n".join([title, *lines])

@@ -176,7 +176,8 @@ class Gateway(Handler, Ending):
         self.stats_path = config.stats.path if config.stats.enabled else None
         self.stats_exchange = (
             StatsExchange(self.stats, run_dir, worker_id, workers)
-            if run_dir is not None and workers > 1
+            # Supervised workers (a run dir) always serve theirs: the admin process reads it.
+            if run_dir is not None
             else None
         )
         self.watchdog = Watchdog(self.loop)

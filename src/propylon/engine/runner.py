@@ -9,6 +9,11 @@ SO_REUSEPORT would just as gladly let a second instance's workers join the first
 before anything listens an instance claims its address (``ports.PortClaim``) and checks that
 nothing else listens there (``ports.bind_problem``): only the workers of one instance share
 a port.
+
+With an admin listener (``--admin`` or the ``admin`` block) the gateway is always
+supervised, even with one worker: the listener runs in its own process beside the workers
+(``admin/process.py`` says why), bound here by the supervisor, and reads the workers'
+numbers and readiness from the run directory.
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 
 import uvloop
 
+from propylon.admin import readiness
+from propylon.admin.process import run_admin
 from propylon.compilation import describe
-from propylon.config.model import GatewayConfig
+from propylon.config.model import AdminSpec, GatewayConfig
 from propylon.config.summary import summary_lines
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
@@ -65,12 +73,51 @@ def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> i
                 log.error("cannot listen on %s:%d: %s", host, number, problem)
                 return 1
             claims.append(claim)
-        if workers <= 1:
+        admin_socket: socket.socket | None = None
+        if config.admin is not None:
+            admin_socket = _admin_socket(config.admin, claims)
+            if admin_socket is None:
+                return 1
+        if workers <= 1 and admin_socket is None:
             return run_worker(config, host=host, port=port)
-        return _supervise(config, host=host, port=port, workers=workers)
+        try:
+            return _supervise(
+                config, host=host, port=port, workers=workers, admin_socket=admin_socket
+            )
+        finally:
+            if admin_socket is not None:
+                admin_socket.close()
     finally:
         for claim in claims:
             claim.release()
+
+
+def _admin_socket(spec: AdminSpec, claims: list[PortClaim]) -> socket.socket | None:
+    """The admin listener's socket, bound and listening before any process forks (so a
+    taken port is an error at start-up, and a restarted admin process reuses it); None
+    after logging why not."""
+    if spec.port != 0:
+        claim = PortClaim(spec.host, spec.port)
+        problem = _port_problem(claim, spec.host, spec.port, "--admin port")
+        if problem is not None:
+            log.error("cannot listen on %s:%d (admin): %s", spec.host, spec.port, problem)
+            return None
+        claims.append(claim)
+    family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((spec.host, spec.port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        log.error("cannot listen on %s:%d (admin): %s", spec.host, spec.port, exc.strerror or exc)
+        return None
+    shown = f"[{spec.host}]" if ":" in spec.host else spec.host
+    bound_port = sock.getsockname()[1]
+    guard = "token required" if spec.token is not None else "loopback, no token"
+    log.info("admin listener on http://%s:%d (%s)", shown, bound_port, guard)
+    return sock
 
 
 def _port_problem(claim: PortClaim, host: str, port: int, flag: str = "--port") -> str | None:
@@ -128,6 +175,18 @@ async def _worker_main(
             log.error("cannot start the TLS listener: %s: %s", problem.file, problem.message)
         await gateway.stop(0)
         return 1
+    if run_dir is not None:
+        readiness.mark(run_dir, worker_id, readiness.READY)
+        if gateway.stats_exchange is not None and _has_rate_limits(config):
+            store = gateway.site.state
+            gateway.stats_exchange.extras = lambda: {
+                "state": {
+                    "kind": store.kind,
+                    "down": store.health.down,
+                    "outages": store.health.outages,
+                    "failed_decisions": store.health.failed_decisions,
+                }
+            }
     if worker_id == 0:
         shown = f"[{host}]" if ":" in host else host
         urls = (
@@ -151,9 +210,16 @@ async def _worker_main(
             log.info("%s", line)
     await stop.wait()
     loop.remove_signal_handler(signal.SIGHUP)
+    if run_dir is not None:
+        readiness.mark(run_dir, worker_id, readiness.DRAINING)
     log.info("worker %d draining", worker_id)
     await gateway.stop()
     return 0
+
+
+def _has_rate_limits(config: GatewayConfig) -> bool:
+    """Whether the workers opened a state store (only routes with limits open one)."""
+    return any(spec.rate_limits or spec.ocelot_rate_limit for spec in config.routes)
 
 
 def _reload(gateway: Gateway, worker_id: int) -> None:
@@ -179,18 +245,33 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> int:
+def _supervise(
+    config: GatewayConfig,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    admin_socket: socket.socket | None = None,
+) -> int:
     run_dir = tempfile.mkdtemp(prefix="propylon-")
     parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker id
+    admin_pid: int | None = None
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+        # Workers only: the admin process answers /readyz (503, draining) until they are gone.
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        _stop_admin_when_alone()
+
+    def _stop_admin_when_alone() -> None:
+        if stopping and not children and admin_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(admin_pid, signal.SIGTERM)
 
     def on_hangup(_signum: int, _frame: object) -> None:
         for pid in children:
@@ -205,6 +286,8 @@ def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> 
             # Until the worker's loop handles it: ignored, not forwarded to the siblings
             # this copy of ``children`` names.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            if admin_socket is not None:
+                admin_socket.close()  # the admin process's, not the data plane's
             _die_with_parent(parent)
             code = 1
             try:
@@ -224,24 +307,55 @@ def _supervise(config: GatewayConfig, *, host: str, port: int, workers: int) -> 
                 os._exit(code)
         children[pid] = worker_id
 
+    def spawn_admin() -> None:
+        nonlocal admin_pid
+        assert admin_socket is not None
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _die_with_parent(parent)
+            code = 1
+            try:
+                code = run_admin(config, admin_socket, run_dir, workers)
+            except BaseException:
+                log.exception("the admin listener crashed")
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        admin_pid = pid
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     for worker_id in range(workers):
         spawn(worker_id)
+    if admin_socket is not None:
+        spawn_admin()
     failures = 0
     try:
-        while children:
+        while children or admin_pid is not None:
             try:
                 pid, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
             except InterruptedError:
                 continue
+            code = os.waitstatus_to_exitcode(status)
+            if pid == admin_pid:
+                admin_pid = None
+                if stopping:
+                    continue
+                failures += 1
+                log.error("the admin listener exited with %d; restarting", code)
+                time.sleep(RESTART_BACKOFF)
+                if not stopping:
+                    spawn_admin()
+                continue
             worker_id = children.pop(pid, -1)
+            _stop_admin_when_alone()
             if worker_id < 0 or stopping:
                 continue
-            code = os.waitstatus_to_exitcode(status)
             failures += 1
             log.error("worker %d exited with %d; restarting", worker_id, code)
             if failures > 10 * workers:

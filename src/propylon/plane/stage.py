@@ -7,9 +7,11 @@ with one of three outcomes:
 - ``CONTINUE``: go on to the next stage (and, after the last one, to the terminal);
 - ``RESPOND``: the stage answered the request itself (``flow.refuse`` for a JSON error
   envelope, ``flow.answer`` for anything else, e.g. a CORS preflight); nothing goes upstream;
-- ``PENDING``: the stage started asynchronous work (``flow.spawn``: a JWKS refresh, a Redis
-  round trip, a plugin's coroutine) that ends by calling ``flow.resume(outcome)``. Meanwhile
-  the request body waits under the connection's flow control.
+- ``PENDING``: the stage started asynchronous work that ends by calling
+  ``flow.resume(outcome)``: either a coroutine (``flow.spawn``: a JWKS refresh, a plugin's
+  coroutine), or, callback style, work that something else already runs and that reports to
+  ``flow.deliver`` (``flow.wait_for``: a Redis decision sent in a batch with others, without
+  a task of its own). Meanwhile the request body waits under the connection's flow control.
 
 Response stages (``ResponseStage``) see the upstream's response head before the client
 does (they may drop or change header fields, and add lines) and the end of every exchange
@@ -107,6 +109,7 @@ class Flow:
 
     __slots__ = (
         "_address",
+        "_decide",
         "addressing",
         "client",
         "position",
@@ -153,6 +156,7 @@ class Flow:
         """The loop's clock when the route took the request; set only on routes with
         response stages (the only readers)."""
         self._address: str | None = None
+        self._decide: Callable[[Flow, Any], int] | None = None
 
     # -- reading the request ------------------------------------------------------------------
     def header(self, lower_name: bytes) -> bytes | None:
@@ -212,6 +216,32 @@ class Flow:
     async def _settle(self, work: Coroutine[Any, Any, int]) -> None:
         try:
             outcome = await work
+        except Exception:
+            log.exception("a stage failed while the request waited for it")
+            outcome = self.refuse(errors.INTERNAL)
+        self.resume(outcome)
+
+    def wait_for(self, decide: Callable[[Flow, Any], int]) -> int:
+        """Wait, callback style: the stage has arranged (or arranges right after this) for
+        ``deliver(value)`` to be called once, later, from the event loop; the chain then
+        resumes with ``decide(flow, value)`` (CONTINUE or RESPOND). Returns ``PENDING`` for
+        the stage to return. Cheaper than ``spawn`` when the work already runs elsewhere (a
+        batch of Redis decisions): no task and no coroutine per request. Should ``decide``
+        raise, the request is answered 500 and the error logged, as with ``spawn``."""
+        self._decide = decide
+        return PENDING
+
+    def deliver(self, value: object) -> None:
+        """The awaited value (see ``wait_for``): decide with it and resume the chain."""
+        decide = self._decide
+        if decide is None:
+            # Delivered twice, or without wait_for: a bug in the stage; say so, do not resume
+            # a flow that has moved on.
+            log.error("a value was delivered to a request that was not waiting for one")
+            return
+        self._decide = None
+        try:
+            outcome = decide(self, value)
         except Exception:
             log.exception("a stage failed while the request waited for it")
             outcome = self.refuse(errors.INTERNAL)

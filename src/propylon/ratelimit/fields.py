@@ -33,3 +33,8 @@ def policy_line(policies: tuple[RateLimitPolicy, ...]) -> bytes:
 def limit_item(name: str, remaining: int, reset: int) -> str:
     """One service limit of ``RateLimit``: ``"name";r=<remaining>;t=<seconds>``."""
     return f'"{name}";r={remaining};t={reset}'
+
+
+def limit_item_prefix(name: str) -> bytes:
+    """``"name";r=``: what ``limit_item`` writes before the numbers, built once per limit."""
+    return f'"{name}";r='.encode()

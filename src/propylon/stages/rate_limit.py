@@ -13,9 +13,11 @@ GCRA over every limit of the route at once, ``RateLimit-Policy`` and ``RateLimit
 response of the route, 429 with ``Retry-After`` (whole seconds) when refused.
 
 Both decide in the worker's state store: at once when it is in-process or shared by the
-workers, in a spawned task (``PENDING``) when it is Redis. When Redis does not answer, the
-failure policy decides: ``open`` admits the request (without rate-limit headers, which
-would be guesses), ``closed`` answers 503 ``NotReady`` with ``Retry-After: 1``.
+workers; when it is Redis, the stage submits the decision and waits (``PENDING``, no task of
+its own) for the store to call back with the batch the decision went in. When Redis does
+not answer, the failure policy decides: ``open`` admits the request (without rate-limit
+headers, which would be guesses), ``closed`` answers 503 ``NotReady`` with
+``Retry-After: 1``.
 
 Counter keys are ``<readable prefix>:<hash>``: the hash covers the route, the rule and the
 client's values, so a client-sent value of any length makes a key of fixed size.
@@ -36,11 +38,17 @@ from propylon.plane.stage import CONTINUE, Flow, RequestStage
 from propylon.ratelimit import fields, gcra
 from propylon.ratelimit.fixed_window import FixedWindow
 from propylon.ratelimit.gcra import Gcra
-from propylon.state.store import StateStore, StoreUnavailable
+from propylon.state.store import StateStore
 
 UNAVAILABLE_HEADERS: Final = (("Retry-After", "1"),)
 NO_CLIENT_HEADERS: Final = (("Retry-After", "-1"),)
 NO_HEADERS: tuple[tuple[str, str], ...] = ()
+
+
+REMEMBERED_KEYS = 4096
+MAX_REMEMBERED_MATERIAL = 512
+"""Key material longer than this (a long header value) is hashed every time: the memo
+holds at most REMEMBERED_KEYS * ~(512 + 40) bytes."""
 
 
 def counter_key(readable: bytes, material: bytes) -> bytes:
@@ -106,12 +114,13 @@ class OcelotLimiter(RequestStage):
         store = self.store
         if store.synchronous:
             return self.settle(flow, store.run(self.transition, [key], time.time()))
-        return flow.spawn(self._remote(flow, key))
+        pending = flow.wait_for(self.decided)
+        store.submit(self.transition, [key], flow.deliver)
+        return pending
 
-    async def _remote(self, flow: Flow, key: bytes) -> int:
-        try:
-            result = await self.store.run_async(self.transition, [key])
-        except StoreUnavailable:
+    def decided(self, flow: Flow, result: list[float] | None) -> int:
+        """The remote store's answer (None: it could not decide)."""
+        if result is None:
             return fail(flow, self.store)
         return self.settle(flow, result)
 
@@ -145,6 +154,8 @@ class NativeLimiter(RequestStage):
     name = "rate_limit"
 
     __slots__ = (
+        "item_prefixes",
+        "keys_seen",
         "limits",
         "names",
         "namespaces",
@@ -164,6 +175,10 @@ class NativeLimiter(RequestStage):
         self.names = [p.name for p in policies]
         self.transition = Gcra(self.limits, self.periods)
         self.policy_line = fields.policy_line(policies)
+        self.item_prefixes = [fields.limit_item_prefix(p.name) for p in policies]
+        self.keys_seen: dict[bytes, bytes] = {}
+        """Key material -> counter key: the same callers come back, and hashing the
+        material is most of what building a key costs (bounded like every memo)."""
         self.namespaces: list[bytes] = []
         self.parts: list[tuple[tuple[str, str], ...]] = []
         for policy in policies:
@@ -193,7 +208,15 @@ class NativeLimiter(RequestStage):
                     continue
                 # length-prefixed, so that no two lists of values run together into one
                 material += b"%d:" % len(value) + value
-            keys.append(counter_key(b"rl:", material))
+            seen = self.keys_seen
+            key = seen.get(material)
+            if key is None:
+                key = counter_key(b"rl:", material)
+                if len(material) <= MAX_REMEMBERED_MATERIAL:
+                    if len(seen) >= REMEMBERED_KEYS:
+                        seen.clear()
+                    seen[material] = key
+            keys.append(key)
         return keys
 
     def on_request(self, flow: Flow) -> int:
@@ -201,19 +224,20 @@ class NativeLimiter(RequestStage):
         store = self.store
         if store.synchronous:
             return self.settle(flow, store.run(self.transition, keys, time.time()))
-        return flow.spawn(self._remote(flow, keys))
+        pending = flow.wait_for(self.decided)
+        store.submit(self.transition, keys, flow.deliver)
+        return pending
 
-    async def _remote(self, flow: Flow, keys: list[bytes]) -> int:
-        try:
-            result = await self.store.run_async(self.transition, keys)
-        except StoreUnavailable:
+    def decided(self, flow: Flow, result: list[float] | None) -> int:
+        """The remote store's answer (None: it could not decide)."""
+        if result is None:
             return fail(flow, self.store)
         return self.settle(flow, result)
 
     def settle(self, flow: Flow, result: list[float]) -> int:
         admitted = result[0] == 1.0
         now = result[1]
-        items: list[str] = []
+        items: list[bytes] = []
         retry = 0
         for index, limit in enumerate(self.limits):
             period = self.periods[index]
@@ -222,9 +246,9 @@ class NativeLimiter(RequestStage):
             reset = gcra.next_unit(limit, period, used, left)
             if not admitted and left == 0 and reset > retry:
                 retry = reset
-            items.append(fields.limit_item(self.names[index], left, reset))
+            items.append(b"%s%d;t=%d" % (self.item_prefixes[index], left, reset))
         flow.add_response_line(self.policy_line)
-        flow.add_response_line(("RateLimit: " + ", ".join(items)).encode())
+        flow.add_response_line(b"RateLimit: " + b", ".join(items))
         if admitted:
             return CONTINUE
         return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))

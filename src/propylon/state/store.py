@@ -15,13 +15,19 @@ as a client-sent header into a fixed-size key before it gets here).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
 RECORD_WIDTH: Final = 4
 """Floats per record: [expires_at, a, b, c]."""
+
+Done = Callable[[list[float] | None], None]
+"""Where ``StateStore.submit`` delivers a decision: its result, or None when the store could
+not decide (the caller's failure policy applies)."""
 
 
 class StoreUnavailable(Exception):
@@ -70,7 +76,9 @@ class StateStore:
     """Where records live: this process, the workers of one gateway, or Redis.
 
     A ``synchronous`` store decides inside ``run`` (a few microseconds, no I/O wait), so a
-    stage can answer at once; otherwise the stage awaits ``run_async`` in a spawned task.
+    stage can answer at once; otherwise the stage hands the decision to ``submit`` and waits
+    for its callback (a remote store sends the decisions that arrive together in one round
+    trip).
     """
 
     __slots__ = ("failure_policy", "health")
@@ -88,6 +96,12 @@ class StateStore:
     def run(self, transition: Transition, keys: list[bytes], now: float) -> list[float]:
         """Decide now (synchronous stores only)."""
         raise NotImplementedError
+
+    def submit(self, transition: Transition, keys: list[bytes], done: Done) -> None:
+        """Decide later and call ``done`` once with the result (None: the store could not
+        decide), from the event loop and never inside ``submit``, within the store's timeout.
+        Must be called from the running event loop."""
+        asyncio.get_running_loop().call_soon(done, self.run(transition, keys, time.time()))
 
     async def run_async(self, transition: Transition, keys: list[bytes]) -> list[float]:
         """Decide, waiting for the store if it is remote; raises ``StoreUnavailable``."""

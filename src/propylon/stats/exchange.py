@@ -16,6 +16,7 @@ import contextlib
 import os
 import socket
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ class StatsExchange:
         self.path = socket_path(run_dir, worker_id)
         self._server: asyncio.AbstractServer | None = None
         self._inode: int | None = None
+        self.extras: Callable[[], dict[str, Any]] | None = None
+        """More of this worker's numbers served with the snapshot (the state store's
+        health): ``merge_snapshots`` ignores them, the admin process adds them up."""
 
     async def start(self) -> None:
         _check_private_dir(self.run_dir)
@@ -75,7 +79,10 @@ class StatsExchange:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            writer.write(orjson.dumps(self.stats.snapshot()))
+            snapshot = self.stats.snapshot()
+            if self.extras is not None:
+                snapshot.update(self.extras())
+            writer.write(orjson.dumps(snapshot))
             async with asyncio.timeout(SEND_TIMEOUT):
                 await writer.drain()
         except (OSError, TimeoutError):

@@ -1,0 +1,75 @@
+"""The operations listener's pure parts: the address syntax, URL redaction, and how the
+fine latency histogram becomes Prometheus buckets."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from propylon.admin.config_view import redact_url
+from propylon.admin.metrics import render_metrics
+from propylon.config.admin import is_loopback, parse_listen
+from propylon.stats.counters import GatewayStats
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9901", ("127.0.0.1", 9901)),
+        ("[::1]:9901", ("::1", 9901)),
+        ("localhost:0", ("localhost", 0)),
+        ("0.0.0.0:9901", ("0.0.0.0", 9901)),
+    ],
+)
+def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9901", ":9901", "::1:9901", "host:99999", "host:x", "a b:1"])
+def test_bad_listen_addresses_say_why(text: str) -> None:
+    with pytest.raises(ValueError, match=r"HOST:PORT|IPv6|port|host"):
+        parse_listen(text)
+
+
+def test_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
+    assert not is_loopback("admin.internal")  # a name may resolve anywhere
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@cache:6379/0", "redis://<redacted>@cache:6379/0"),
+        ("redis://user:pw@cache/0", "redis://user:<redacted>@cache/0"),
+        ("https://tok@keys.example/jwks", "https://<redacted>@keys.example/jwks"),
+        ("https://keys.example/jwks", "https://keys.example/jwks"),
+        ("redis://:pw@[::1]:6379", "redis://<redacted>@[::1]:6379"),
+    ],
+)
+def test_url_passwords_are_redacted(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_latency_buckets_count_what_was_recorded() -> None:
+    stats = GatewayStats([("GET /a", "Routes[0]")], [])
+    route = stats.routes[0]
+    for seconds in (0.0002, 0.0002, 0.003, 0.04, 0.04, 0.04, 7.0, 90.0):
+        route.begin()
+        route.end(200, seconds, 0, 0)
+    snapshot = stats.snapshot()
+    text = render_metrics(snapshot, [snapshot], 1).decode()
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "propylon_route_duration_seconds"
+    ]
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name.endswith("_bucket")}
+    assert buckets["0.0005"] == 2
+    assert buckets["0.0025"] == 2 and buckets["0.005"] == 3
+    assert buckets["0.025"] == 3 and buckets["0.05"] == 6
+    assert buckets["5.0"] == 6 and buckets["10.0"] == 7
+    assert buckets["+Inf"] == 8
+    (total,) = [s.value for s in family.samples if s.name.endswith("_sum")]
+    exact = 0.0004 + 0.003 + 0.12 + 7.0 + 90.0
+    assert abs(total - exact) / exact < 0.05
