@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import replace
 
-from propylon.config.model import DownstreamHost, EjectionSpec, HealthCheckSpec
+from propylon.config.model import BalancerSpec, DownstreamHost, EjectionSpec, HealthCheckSpec
 from propylon.errors import envelope
 from tests.support.client import request
 from tests.support.gateway import config, route, running
@@ -47,10 +47,15 @@ async def test_a_failing_host_is_ejected_and_the_others_take_its_share() -> None
 
 async def test_every_host_out_is_a_503_at_once_without_a_connect_attempt() -> None:
     bad = await RawUpstream(_hang_up).start()
+    worse = await RawUpstream(_hang_up).start()
     try:
-        spec = replace(route("/x", bad.port), ejection=EjectionSpec(consecutive_failures=2))
+        spec = replace(
+            route("/x", bad.port),
+            downstream_hosts=_hosts(bad.port, worse.port),
+            ejection=EjectionSpec(consecutive_failures=2),
+        )
         async with running(config(spec)) as gw:
-            for _ in range(2):
+            for _ in range(4):
                 assert (await request(gw.port, "GET", "/x")).status == 502
             for _ in range(5):
                 started = time.perf_counter()
@@ -60,8 +65,23 @@ async def test_every_host_out_is_a_503_at_once_without_a_connect_attempt() -> No
                 assert r.body == envelope(
                     521, "UpstreamUnavailable", "No upstream host is available."
                 )
-            assert bad.requests == 2
-            assert gw.stats.routes[0].responses[4] == 7
+            assert bad.requests == 2 and worse.requests == 2
+            assert gw.stats.routes[0].responses[4] == 9
+    finally:
+        await bad.close()
+        await worse.close()
+
+
+async def test_a_routes_only_host_is_never_ejected_passively() -> None:
+    """With nowhere else to go, a 503 for the whole cool-down would only hide that the host
+    recovered (nginx ignores max_fails for a single server too): every request tries it."""
+    bad = await RawUpstream(_hang_up).start()
+    try:
+        spec = replace(route("/x", bad.port), ejection=EjectionSpec(consecutive_failures=2))
+        async with running(config(spec)) as gw:
+            statuses = [(await request(gw.port, "GET", "/x")).status for _ in range(6)]
+            assert statuses == [502] * 6
+            assert bad.requests == 6
     finally:
         await bad.close()
 
@@ -76,15 +96,22 @@ async def test_5xx_answers_count_toward_ejection_and_a_success_resets_them() -> 
         return web.json_response({}, status=statuses.pop(0) if statuses else 500)
 
     up.handler = answer  # type: ignore[assignment]
+    spare = await RecordingUpstream().start()
     try:
-        spec = replace(route("/x", up.port), ejection=EjectionSpec(consecutive_failures=3))
+        spec = replace(
+            route("/x", up.port),
+            downstream_hosts=_hosts(up.port, spare.port),
+            balancer=BalancerSpec(kind="first"),  # the spare only while the first is out
+            ejection=EjectionSpec(consecutive_failures=3),
+        )
         async with running(config(spec)) as gw:
             got = [(await request(gw.port, "GET", "/x")).status for _ in range(8)]
-            # 500 500 200 (reset) 500 500 500 (third in a row: out) then 503 without a call.
-            assert got == [500, 500, 200, 500, 500, 500, 503, 503]
-            assert len(up.seen) == 6
+            # 500 500 200 (reset) 500 500 500 (third in a row: out), then the spare.
+            assert got == [500, 500, 200, 500, 500, 500, 200, 200]
+            assert len(up.seen) == 6 and len(spare.seen) == 2
     finally:
         await up.close()
+        await spare.close()
 
 
 async def test_a_killed_host_is_out_and_back_within_one_interval_after_restart() -> None:

@@ -123,6 +123,19 @@ class Selector:
         return None
 
 
+class Only(Selector):
+    """A route with one host. Passive ejection never takes it out of this route: there is no
+    other host to send the request to, and a 503 for the whole cool-down would hide that the
+    host recovered (nginx ignores ``max_fails`` for a single server for the same reason). An
+    active check that finds it down does take it out: the operator asked for that verdict."""
+
+    def pick(self, flow: Flow) -> UpstreamPool | None:
+        pool = self.pools[0]
+        if pool.health.checked_down:
+            return None
+        return pool
+
+
 class First(Selector):
     def pick(self, flow: Flow) -> UpstreamPool | None:
         pool = self.pools[0]
@@ -414,6 +427,9 @@ def selector_for(
     tables: Tables,
 ) -> Selector:
     kind = spec.kind
+    if len(pools) == 1 and kind != "sticky_cookie":
+        # Sticky routes keep their class: their session table is shared with other routes.
+        return Only(pools, clock)
     if kind == "first":
         return First(pools, clock)
     if kind == "least_connection":
