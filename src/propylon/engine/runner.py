@@ -33,7 +33,6 @@ import time
 import uvloop
 
 from propylon.admin import readiness
-from propylon.admin.process import run_admin
 from propylon.compilation import describe
 from propylon.config.model import AdminSpec, GatewayConfig
 from propylon.config.summary import summary_lines
@@ -316,6 +315,10 @@ def _supervise(
             _die_with_parent(parent)
             code = 1
             try:
+                # Imported in the admin process only: the workers never load aiohttp's
+                # server (or prometheus-client) for it.
+                from propylon.admin.process import run_admin
+
                 code = run_admin(config, admin_socket, run_dir, workers)
             except BaseException:
                 log.exception("the admin listener crashed")

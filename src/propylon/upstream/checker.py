@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from propylon.config.model import HealthCheckSpec
 from propylon.upstream.pool import UpstreamPool
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("propylon.health")
 
@@ -37,6 +39,9 @@ class HealthChecker:
     def start(self) -> None:
         if not self.checks:
             return
+        # Loaded only when a route has active checks: aiohttp costs a worker ~10 MiB.
+        import aiohttp
+
         self._session = aiohttp.ClientSession(
             # No pooling: a check must open a connection as a request would, or a check
             # could pass on a kept-alive socket of a host that no longer accepts any.
@@ -69,6 +74,8 @@ class HealthChecker:
 
     async def check(self, pool: UpstreamPool, spec: HealthCheckSpec) -> bool:
         """One check of ``pool``'s host; records and returns whether it passed."""
+        import aiohttp  # loaded by start() already: a dictionary lookup
+
         session = self._session
         assert session is not None
         url = f"{pool.scheme}://{pool.host_header.decode('idna')}{spec.path}"
