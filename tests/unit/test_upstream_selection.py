@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from propylon.config.model import BalancerSpec, EjectionSpec
+from propylon.config.model import BALANCERS, BalancerSpec, EjectionSpec
 from propylon.stats import UpstreamStats
 from propylon.upstream.health import HostHealth
 from propylon.upstream.pool import UpstreamPool
@@ -107,15 +107,7 @@ def test_a_host_leaving_the_ring_moves_only_its_own_keys() -> None:
 
 def test_every_selector_skips_out_hosts_and_says_none_when_all_are_out() -> None:
     clock = Clock()
-    for kind in (
-        "first",
-        "round_robin",
-        "least_connection",
-        "sticky_cookie",
-        "weighted_round_robin",
-        "power_of_two",
-        "hash",
-    ):
+    for kind in BALANCERS:  # every balancer the config can name, new ones included
         pools = _pools(1, 2, 3)
         spec = BalancerSpec(kind=kind, key="k", weights=(1, 1, 1))
         selector = selector_for(spec, pools, clock, Tables())
