@@ -157,7 +157,6 @@ class Gateway(Handler, Ending):
             ]
             plan = RoutePlan(
                 route,
-                pools,
                 selector_for(route.spec.balancer, pools, self.loop.time, tables),
                 self.stats.routes[route.index],
                 Chain(
@@ -294,7 +293,7 @@ class Gateway(Handler, Ending):
                 self._decisions[key] = routed
         plan = routed.plan
         chain = plan.chain
-        flow = Flow(conn, request, routed.target, plan.index, self, chain, self._spawn)
+        flow = Flow(conn, request, routed.target, plan.index, self.proxies, chain, self._spawn)
         if chain.response_stages:
             flow.started = conn.clock()
         if chain.stages:
@@ -404,9 +403,6 @@ class Gateway(Handler, Ending):
         if chain.response_stages:
             chain.ended(flow, reply.status, now - flow.started)
         conn.exchange_finished(None, keep)
-
-    def client_address(self, peer: str, forwarded_for: list[bytes]) -> str:
-        return self.proxies.client_address(peer, forwarded_for)
 
     # -- /stats -----------------------------------------------------------------------------------
     def _serve_stats(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:

@@ -6,12 +6,9 @@ selector that picks one of its upstream pools, its timeout and its stats slot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from propylon.plane.chain import Chain
 from propylon.routing import CompiledRoute
 from propylon.stats import RouteStats
-from propylon.upstream.pool import UpstreamPool
 from propylon.upstream.selector import Selector
 
 
@@ -20,7 +17,6 @@ class RoutePlan:
         "allow_underscores",
         "chain",
         "index",
-        "pools",
         "route",
         "selector",
         "stats",
@@ -31,7 +27,6 @@ class RoutePlan:
     def __init__(
         self,
         route: CompiledRoute,
-        pools: Sequence[UpstreamPool],
         selector: Selector,
         stats: RouteStats,
         chain: Chain,
@@ -40,7 +35,6 @@ class RoutePlan:
     ) -> None:
         self.route = route
         self.index = route.index
-        self.pools = tuple(pools)
         self.chain = chain
         self.timeout = route.spec.timeout
         self.stats = stats

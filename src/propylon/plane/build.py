@@ -105,6 +105,9 @@ class Site:
     async def close(self) -> None:
         for plugin in self._plugins.values():
             await plugin.close()
+        if self._state is not None:
+            # The one store every limited route of this worker shares: closed once, here.
+            await self._state.close()
 
     @property
     def state(self) -> StateStore:

@@ -137,9 +137,6 @@ class OcelotLimiter(RequestStage):
             flow.add_response_line(b"X-RateLimit-Reset: " + reset.encode())
         return CONTINUE
 
-    async def close(self) -> None:
-        await self.store.close()
-
 
 def fail(flow: Flow, store: StateStore) -> int:
     """The failure policy, while the store (Redis) does not answer."""
@@ -252,6 +249,3 @@ class NativeLimiter(RequestStage):
         if admitted:
             return CONTINUE
         return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))
-
-    async def close(self) -> None:
-        await self.store.close()
