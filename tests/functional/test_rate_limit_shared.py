@@ -226,9 +226,12 @@ async def test_concurrent_requests_share_round_trips_to_redis(tmp_path: Path) ->
         assert decisions_after - decisions == 1000
         # Redis reads a client's pipeline in one read event, so reads count round trips
         # (and a few for the stats calls themselves): with one decision per round trip
-        # there would be over 1000 (about 40 here: 25 decisions per round trip).
+        # there would be over 1000. On a quiet machine it is about 40 (25 decisions per
+        # round trip); on a loaded CI machine requests arrive more spread out and batches
+        # shrink (210 was seen), so the bound asks for batching, not for a quiet machine:
+        # at least two decisions per round trip on average.
         round_trips = reads_after - reads
-        assert round_trips < 200, round_trips
+        assert round_trips < 500, round_trips
     finally:
         await up.close()
 
