@@ -71,6 +71,7 @@ class OcelotLimiter(RequestStage):
         "period",
         "readable",
         "store",
+        "synchronous",
         "transition",
         "unknown",
         "whitelist",
@@ -78,6 +79,7 @@ class OcelotLimiter(RequestStage):
 
     def __init__(self, spec: OcelotRateLimit, route: RouteSpec, store: StateStore) -> None:
         self.store = store
+        self.synchronous = store.synchronous  # an attribute read, not a class lookup
         self.closed = False
         self.header = spec.client_id_header.lower().encode("latin-1")
         self.whitelist = frozenset(c.encode("utf-8") for c in spec.client_whitelist)
@@ -112,7 +114,7 @@ class OcelotLimiter(RequestStage):
             )
         key = counter_key(self.readable, self.namespace + client)
         store = self.store
-        if store.synchronous:
+        if self.synchronous:
             return self.settle(flow, store.run(self.transition, [key], time.time()))
         pending = flow.wait_for(self.decided)
         store.submit(self.transition, [key], flow.deliver)
@@ -162,6 +164,7 @@ class NativeLimiter(RequestStage):
         "policy_line",
         "single_line",
         "store",
+        "synchronous",
         "transition",
         "value_kind",
     )
@@ -170,6 +173,7 @@ class NativeLimiter(RequestStage):
         self, policies: tuple[RateLimitPolicy, ...], route: RouteSpec, store: StateStore
     ) -> None:
         self.store = store
+        self.synchronous = store.synchronous  # an attribute read, not a class lookup
         self.limits = [p.limit for p in policies]
         self.periods = [p.period for p in policies]
         self.names = [p.name for p in policies]
@@ -251,7 +255,7 @@ class NativeLimiter(RequestStage):
     def on_request(self, flow: Flow) -> int:
         keys = self.remembered_keys(flow) if self.value_kind else self.keys(flow)
         store = self.store
-        if store.synchronous:
+        if self.synchronous:
             return self.settle(flow, store.run(self.transition, keys, time.time()))
         pending = flow.wait_for(self.decided)
         store.submit(self.transition, keys, flow.deliver)

@@ -28,8 +28,11 @@ class MemoryStore(StateStore):
         records = self.records
         held: list[list[float]] = []
         for key in keys:
-            # pop + insert moves the key to the recent end: dict order is the LRU order
-            record = records.pop(key, None)
+            # delete + insert moves the key to the recent end: dict order is the LRU order
+            # (get and del compile to native calls; pop with a default does not)
+            record = records.get(key)
+            if record is not None:
+                del records[key]
             if record is None or record[0] <= now:
                 record = list(EMPTY)
             held.append(record)
