@@ -215,7 +215,8 @@ class RoundRobin(Selector):
 
     def adopt(self, previous: Selector) -> None:
         if isinstance(previous, RoundRobin) and previous.cursor is not self.cursor:
-            self.cursor.value = previous.cursor.value % max(1, len(self.pools))
+            # Past the end wraps to the first host at the next pick.
+            self.cursor.value = previous.cursor.value
 
 
 class LeastConnection(Selector):
