@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -343,3 +344,30 @@ async def test_a_gateway_process_whose_only_name_does_not_resolve_does_not_start
         assert "Traceback" not in text
     finally:
         server.close()
+
+
+async def test_without_nameservers_the_system_resolver_is_used() -> None:
+    """getaddrinfo, as a connection would have resolved the name (here from /etc/hosts)."""
+    infos = await asyncio.get_running_loop().getaddrinfo("localhost", None, type=socket.SOCK_STREAM)
+    expected = sorted({str(info[4][0]) for info in infos})
+    first = await RecordingUpstream().start(0, expected[0])
+    ups = [first]
+    try:
+        for address in expected[1:]:
+            ups.append(await RecordingUpstream().start(first.port, address))
+        spec = replace(
+            route("/x", first.port),
+            downstream_hosts=(DownstreamHost("localhost", first.port),),
+            discovery=10.0,
+        )
+        async with running(config(spec)) as gw:
+            for _ in range(4):
+                assert (await request(gw.port, "GET", "/x")).status == 200
+            assert sum(len(u.seen) for u in ups) == 4
+            report = (await request(gw.port, "GET", "/stats")).json()
+            assert isinstance(report, dict)
+            state = report["discovery"]["localhost"]
+            assert sorted(state["addresses"]) == expected and state["ttl"] is None
+    finally:
+        for up in ups:
+            await up.close()
