@@ -21,6 +21,7 @@ from propylon.config.model import (
     IDENTITY_HEADER,
     ConfigError,
     ConfigFormat,
+    DnsSpec,
     ForwardingPolicy,
     GatewayConfig,
     JwtProviderSpec,
@@ -115,6 +116,7 @@ def compile_document(
         state=state or StateSpec(),
         assertion=signing,
         admin=result.admin,
+        dns=result.dns or DnsSpec(),
         warnings=tuple(problems),
     )
 

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from propylon.config import (
     assertion,
     claim_headers,
+    dns,
     native_resilience,
     near_miss,
     templates,
@@ -30,6 +31,7 @@ from propylon.config.model import (
     IDENTITY_HEADER,
     ClaimHeader,
     CorsPolicy,
+    DnsSpec,
     DownstreamHost,
     IpRules,
     RateLimitPolicy,
@@ -72,6 +74,7 @@ TOP_LEVEL = (
     "rate_limits",
     "assertion",
     "admin",
+    "dns",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -94,6 +97,7 @@ class _Downstream(Strict):
     balancer: Any = None
     ejection: Any = None
     health_check: Any = None
+    discovery: Any = None
 
 
 class _Route(Strict):
@@ -143,7 +147,10 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
-    defaults = _Defaults(glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None)
+    resolver = dns.read_dns(data.get("dns"), ("dns",), diag)
+    defaults = _Defaults(
+        glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None, resolver
+    )
     limit_defaults = read_rate_limits(
         data.get("rate_limits"), ("rate_limits",), diag, per_route=False
     )
@@ -181,6 +188,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         state=state,
         assertion=signing,
         admin=admin,
+        dns=resolver,
     )
 
 
@@ -280,11 +288,12 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
 class _Defaults:
     """What the top level gives every route that does not say otherwise."""
 
-    __slots__ = ("cors", "ip_rules")
+    __slots__ = ("cors", "dns", "ip_rules")
 
-    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None) -> None:
+    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None, dns: DnsSpec) -> None:
         self.ip_rules = ip_rules
         self.cors = cors
+        self.dns = dns
 
 
 def _read_routes(
@@ -409,6 +418,7 @@ def _compile(
     balancer = native_resilience.balancer(down.balancer, (*at, "balancer"), len(hosts), diag)
     ejection = native_resilience.ejection(down.ejection, (*at, "ejection"), diag)
     health_check = native_resilience.health_check(down.health_check, (*at, "health_check"), diag)
+    discovery = dns.route_discovery(down.discovery, (*at, "discovery"), diag, defaults.dns)
     breaker = native_resilience.circuit_breaker(
         route.circuit_breaker, (*loc, "circuit_breaker"), diag
     )
@@ -445,6 +455,7 @@ def _compile(
         ejection=ejection,
         health_check=health_check,
         breaker=breaker,
+        discovery=discovery,
     )
 
 

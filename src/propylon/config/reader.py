@@ -9,6 +9,7 @@ from types import MappingProxyType
 from propylon.config.model import (
     AdminSpec,
     AssertionSettings,
+    DnsSpec,
     ForwardingPolicy,
     JwtProviderSpec,
     Limits,
@@ -57,3 +58,4 @@ class ReadResult:
     """The native ``assertion`` block (routes' audiences are already set)."""
     admin: AdminSpec | None = None
     """The native ``admin`` block (its token is read later, when ``run`` starts)."""
+    dns: DnsSpec | None = None

@@ -25,6 +25,7 @@ from propylon.auth import Authenticator, AuthFailure, authorize
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER
 from propylon.config.model import GatewayConfig, HealthCheckSpec
 from propylon.engine.client_limits import ClientLimits
+from propylon.engine.discovered import DiscoveredHosts, discovered
 from propylon.engine.exchange import Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
 from propylon.engine.listeners import TlsListener
@@ -110,7 +111,8 @@ class Gateway(Handler, Ending):
         hosts: dict[tuple[str, str, int], None] = {}
         for spec in config.routes:
             for h in spec.downstream_hosts:
-                hosts[(spec.downstream_scheme, h.host, h.port)] = None
+                if not discovered(spec, h):  # a discovered name has a pool per address
+                    hosts[(spec.downstream_scheme, h.host, h.port)] = None
         self.stats = GatewayStats(
             [(s.label, s.source) for s in config.routes],
             sorted({f"{host}:{port}" for _scheme, host, port in hosts}),
@@ -131,6 +133,8 @@ class Gateway(Handler, Ending):
         checks: dict[str, tuple[UpstreamPool, HealthCheckSpec]] = {}
         for spec in reversed(config.routes):
             for h in spec.downstream_hosts:
+                if discovered(spec, h):
+                    continue
                 pool = self.pools[(spec.downstream_scheme, h.host, h.port)]
                 if spec.ejection is not None:
                     pool.health.apply(spec.ejection)
@@ -140,6 +144,16 @@ class Gateway(Handler, Ending):
             pool.stats.health = functools.partial(pool.health.snapshot, self.loop.time, time.time)
         self.checker = HealthChecker(list(checks.values()), self.loop.time)
         tables = Tables()
+        self.discovered = DiscoveredHosts(
+            config,
+            self.stats,
+            self.checker,
+            tables,
+            self.loop.time,
+            idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+        )
+        if self.discovered:
+            self.stats.discovery = self.discovered.snapshot
         self.site = Site(
             config,
             self.authenticator,
@@ -151,13 +165,18 @@ class Gateway(Handler, Ending):
         )
         self.plans: list[RoutePlan] = []
         for route in self.router.routes:
-            pools = [
-                self.pools[(route.spec.downstream_scheme, h.host, h.port)]
-                for h in route.spec.downstream_hosts
-            ]
+            if route.spec.discovery is not None:
+                # Its names' addresses arrive at start(); until then, what it has of them.
+                selector = self.discovered.selector(route.spec, self.pools)
+            else:
+                pools = [
+                    self.pools[(route.spec.downstream_scheme, h.host, h.port)]
+                    for h in route.spec.downstream_hosts
+                ]
+                selector = selector_for(route.spec.balancer, pools, self.loop.time, tables)
             plan = RoutePlan(
                 route,
-                selector_for(route.spec.balancer, pools, self.loop.time, tables),
+                selector,
                 self.stats.routes[route.index],
                 Chain(
                     route_stages(route.spec, self.site),
@@ -167,6 +186,7 @@ class Gateway(Handler, Ending):
                 allow_underscores=config.forwarding.allow_underscores,
             )
             self.plans.append(plan)
+        self.discovered.attach(self.plans, self.pools)
         # Stages shared by several routes start and stop once.
         self.stages: list[RequestStage] = list(
             {id(stage): stage for plan in self.plans for stage in plan.chain.stages}.values()
@@ -207,6 +227,8 @@ class Gateway(Handler, Ending):
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
         self.checker.start()
+        # Before listening: a discovered route has its addresses before its first request.
+        await self.discovered.start()
         tls = self.config.tls
         if tls is None or not tls.only:
             # The connection is an asyncio protocol by its methods, not by subclassing (its
@@ -253,6 +275,7 @@ class Gateway(Handler, Ending):
             conn.abort()
         for pool in self.pools.values():
             pool.close()
+        await self.discovered.close()
         for task in list(self._tasks):
             task.cancel()
         self.watchdog.stop()

@@ -37,6 +37,7 @@ from propylon.compilation import describe
 from propylon.config.model import AdminSpec, GatewayConfig
 from propylon.config.summary import summary_lines
 from propylon.engine.allocator import tune_for_streaming
+from propylon.engine.discovered import DiscoveryFailed
 from propylon.engine.gateway import Gateway
 from propylon.http.tls import TlsFilesError
 from propylon.ports import PortClaim, PortTakenError, bind_problem
@@ -172,6 +173,10 @@ async def _worker_main(
     except TlsFilesError as exc:
         for problem in exc.problems:
             log.error("cannot start the TLS listener: %s: %s", problem.file, problem.message)
+        await gateway.stop(0)
+        return 1
+    except DiscoveryFailed as exc:
+        log.error("cannot start: DNS discovery found no address: %s", exc)
         await gateway.stop(0)
         return 1
     if run_dir is not None:

@@ -131,7 +131,16 @@ class GatewayStats:
     is accepted too); ``routes[i]`` belongs to the i-th route of the config.
     """
 
-    __slots__ = ("_unrouted", "clock", "requests", "routes", "started", "started_at", "upstreams")
+    __slots__ = (
+        "_unrouted",
+        "clock",
+        "discovery",
+        "requests",
+        "routes",
+        "started",
+        "started_at",
+        "upstreams",
+    )
 
     def __init__(
         self,
@@ -152,6 +161,8 @@ class GatewayStats:
         self.clock = clock
         self.started = clock()
         self.started_at = wall_clock()
+        self.discovery: Callable[[], dict[str, Any]] | None = None
+        """Where the discovered names' state is read (set by the gateway when it has some)."""
 
     def request_seen(self) -> None:
         self.requests += 1
@@ -170,4 +181,5 @@ class GatewayStats:
             "unrouted": {str(status): n for status, n in sorted(self._unrouted.items())},
             "routes": [route.snapshot() for route in self.routes],
             "upstreams": {host: up.snapshot() for host, up in self.upstreams.items()},
+            **({"discovery": self.discovery()} if self.discovery is not None else {}),
         }

@@ -45,6 +45,16 @@ def render_report(snapshot: dict[str, Any], *, workers: int) -> dict[str, Any]:
         "totals": _totals(snapshot, routes),
         "routes": routes,
         "upstreams": upstreams,
+        **(
+            {
+                "discovery": {
+                    name: {**state, "resolved_at": _iso(state["resolved_at"])}
+                    for name, state in snapshot["discovery"].items()
+                }
+            }
+            if "discovery" in snapshot
+            else {}
+        ),
     }
 
 
