@@ -15,7 +15,7 @@ GATEWAY_SRC := $(shell find src/propylon -name '*.py')
 PURE_MARK := $(VENV)/.pure-python
 SERVICE_PKGS := $(wildcard services/*/pyproject.toml)
 
-.PHONY: help install run test lint typecheck unit bench bench-quick bench-soak clean
+.PHONY: help install run test lint typecheck unit bench bench-quick bench-soak bench-reload clean
 
 help:
 	@echo "make run          start the whole stack on this machine (Ctrl-C stops it)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench        propylon vs nginx, full interleaved run (minutes)"
 	@echo "make bench-quick  2-second smoke run of the benchmark harness"
 	@echo "make bench-soak   5-minute memory soak at 500 connections"
+	@echo "make bench-reload 50 config reloads during 30 s of 64-connection load"
 
 $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -83,6 +84,10 @@ bench-quick: $(COMPILED_STAMP)
 bench-soak: $(COMPILED_STAMP)
 	benchmarks/ensure-tools
 	$(PY) benchmarks/bench.py --scenarios soak
+
+# Needs no nginx or wrk: its own upstream and client, on free ports.
+bench-reload: $(COMPILED_STAMP)
+	$(PY) benchmarks/reload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
