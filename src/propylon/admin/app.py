@@ -35,9 +35,6 @@ ADMIN_NOT_FOUND = errors.ErrorKind(404, 421, "RouteNotFound", "No admin endpoint
 JWKS_OFF = errors.ErrorKind(
     404, 421, "RouteNotFound", "Signed gateway assertions are off: there are no public keys."
 )
-CONFIG_REJECTED = errors.ErrorKind(
-    400, 526, "ConfigRejected", "The new config is not valid; the previous one still serves."
-)
 RELOAD_UNFINISHED = errors.ErrorKind(
     503, 511, "NotReady", "The reload did not finish in time; see data for how far it got."
 )
@@ -165,7 +162,8 @@ def build_app(context: AdminContext) -> web.Application:
         status, data = await reloads.reload()
         if status == 200:
             return _json(data)
-        return error_response(CONFIG_REJECTED if status == 400 else RELOAD_UNFINISHED, data=data)
+        kind = errors.CONFIG_REJECTED if status == 400 else RELOAD_UNFINISHED
+        return error_response(kind, data=data)
 
     async def dashboard(_request: web.Request) -> web.Response:
         return error_response(DASHBOARD_LATER)
