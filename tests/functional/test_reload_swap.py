@@ -8,12 +8,13 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from aiohttp import web
 
-from propylon.config.model import Limits, PluginSpec
+from propylon.config.model import HealthCheckSpec, Limits, PluginSpec
 from tests.support.client import request
 from tests.support.gateway import config, route, running
 from tests.support.plugins import Gated
-from tests.support.upstreams import RecordingUpstream
+from tests.support.upstreams import RecordingUpstream, Seen
 
 
 def _gate(tag: str) -> PluginSpec:
@@ -76,5 +77,38 @@ async def test_a_config_that_cannot_be_built_changes_nothing() -> None:
             assert gw.generation.digest == ""
             assert (await request(gw.port, "GET", "/a")).status == 200
             assert (await request(gw.port, "GET", "/b")).status == 404
+    finally:
+        await up.close()
+
+
+async def test_kept_hosts_keep_their_health_and_a_removed_check_lets_a_host_back() -> None:
+    up = await RecordingUpstream().start()
+
+    async def failing_health(request: web.Request, _seen: Seen) -> web.StreamResponse:
+        if request.path == "/health":
+            return web.json_response({"ok": False}, status=500)
+        return web.json_response({"path": request.path})
+
+    up.handler = failing_health
+    try:
+        check = HealthCheckSpec(interval=0.05, timeout=1.0, unhealthy_threshold=1)
+        checked = config(route("/a", up.port, health_check=check))
+        async with running(checked) as gw:
+            r = await request(gw.port, "GET", "/a")
+            for _ in range(100):  # the first check takes the host out
+                if r.status == 503:
+                    break
+                await asyncio.sleep(0.02)
+                r = await request(gw.port, "GET", "/a")
+            assert r.status == 503 and r.json()["codemessage"] == "UpstreamUnavailable"
+            # Another route is added, the host keeps its check: still out (same pool).
+            await gw.reload(config(route("/a", up.port, health_check=check), route("/b", up.port)))
+            assert (await request(gw.port, "GET", "/b")).status == 503
+            # The check is gone: nothing would bring the host back, so it is back now.
+            await gw.reload(config(route("/a", up.port), route("/b", up.port)))
+            assert (await request(gw.port, "GET", "/a")).status == 200
+            checks = len([s for s in up.seen if s.path_qs == "/health"])
+            await asyncio.sleep(0.2)
+            assert len([s for s in up.seen if s.path_qs == "/health"]) == checks  # stopped
     finally:
         await up.close()

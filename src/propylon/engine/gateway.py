@@ -54,6 +54,7 @@ from propylon.stats import (
 )
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
+from propylon.upstream.health import NEVER_EJECTED
 from propylon.upstream.pool import UpstreamPool
 from propylon.upstream.selector import Tables, selector_for
 
@@ -174,7 +175,10 @@ class Gateway(Handler, Terminal):
                     pool.health.snapshot, self.loop.time, time.time
                 )
             pools[key] = pool
-        # A host listed by several routes has one health: the first route's policies.
+        # A host listed by several routes has one health: the first route's policies (on a
+        # reload, a kept host's policy is set afresh, as if it were new; its state stays).
+        for pool in pools.values():
+            pool.health.apply(NEVER_EJECTED)
         checks: dict[str, tuple[UpstreamPool, HealthCheckSpec]] = {}
         for spec in reversed(config.routes):
             for h in spec.downstream_hosts:
@@ -183,6 +187,10 @@ class Gateway(Handler, Terminal):
                     pool.health.apply(spec.ejection)
                 if spec.health_check is not None:
                     checks[pool.key] = (pool, spec.health_check)
+        for pool in pools.values():
+            if pool.health.checked_down and pool.key not in checks:
+                # Its active check was removed: nothing else would bring it back.
+                pool.health.check_passed(1)
         if (
             previous is not None
             and previous.config.providers == config.providers
