@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _tls_flags(run)
     run.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="reload whenever the config file changes, as SIGHUP does (needs propylon[watch])",
+    )
+    run.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -229,6 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         source=source,
         loaded=loaded,
+        watch_config=args.watch_config,
     )
 
 

@@ -254,3 +254,47 @@ def test_the_reload_record_is_private(tmp_path: Path) -> None:
     loaded = source.load(os.environ)
     Reloader(source, loaded.config, loaded.digest, os.environ, str(tmp_path))
     assert (tmp_path / RECORD).stat().st_mode & 0o777 == 0o600
+
+
+async def test_watch_config_reloads_when_the_file_changes(tmp_path: Path) -> None:
+    up = await RecordingUpstream().start()
+    port, admin = free_port(), free_port()
+    config = _write(tmp_path / "gw.yaml", _route("/a", up.port))
+    args = ("--watch-config", "--admin", f"127.0.0.1:{admin}")
+    try:
+        with gateway_process(config, port, workers=2, args=args):
+            await _wait_ready(admin)
+            # Another file of the directory changing reloads nothing.
+            (tmp_path / "notes.txt").write_text("unrelated")
+            # As an editor saves: a temporary file, renamed over the config.
+            _write(tmp_path / "gw.yaml.tmp", _route("/a", up.port), _route("/b", up.port))
+            os.replace(tmp_path / "gw.yaml.tmp", config)
+            assert (await _until(port, "/b", 200)).status == 200
+            _status, ready = await _admin(admin, "/readyz")
+            assert ready["last_reload"]["added"] == ["* /b"]
+            assert ready["last_reload"]["successes"] == 1  # one change, one reload
+            # Written in place with a mistake: reported, the old config still serves.
+            config.write_text(json.dumps({"routes": [_route("/a", up.port, timeout=0)]}))
+            deadline = time.monotonic() + 10
+            while ready["last_reload_error"] is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                _status, ready = await _admin(admin, "/readyz")
+            assert "routes[0].timeout" in ready["last_reload_error"]
+            assert (await request(port, "GET", "/b")).status == 200
+    finally:
+        await up.close()
+
+
+async def test_watch_config_with_one_worker_and_no_admin_listener(tmp_path: Path) -> None:
+    up = await RecordingUpstream().start()
+    port = free_port()
+    config = _write(tmp_path / "gw.yaml", _route("/a", up.port))
+    try:
+        with gateway_process(config, port, workers=1, args=("--watch-config",)) as proc:
+            _write(config, _route("/b", up.port))
+            assert (await _until(port, "/b", 200)).status == 200
+            assert (await request(port, "GET", "/a")).status == 404
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 15) == 0
+    finally:
+        await up.close()

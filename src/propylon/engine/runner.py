@@ -60,9 +60,39 @@ def serve(
     workers: int = 1,
     source: ConfigSource | None = None,
     loaded: Loaded | None = None,
+    watch_config: bool = False,
 ) -> int:
     """Run the gateway until SIGTERM or SIGINT; returns the process exit code. With the
-    config's ``source`` (and what was ``loaded`` from it), SIGHUP reloads it."""
+    config's ``source`` (and what was ``loaded`` from it), SIGHUP reloads it, and so does a
+    change of the file with ``watch_config``."""
+    watcher: int | None = None
+    if watch_config and source is not None:
+        from propylon.engine import config_watch
+
+        if not config_watch.available():
+            log.error("--watch-config needs watchfiles: %s", config_watch.EXTRA)
+            return 2
+        # First, before any socket exists: the watcher inherits none of them.
+        parent = os.getpid()
+        watcher = config_watch.start(source.path, parent, lambda: _die_with_parent(parent))
+    try:
+        return _serve(config, host, port, workers, source, loaded)
+    finally:
+        if watcher is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(watcher, signal.SIGTERM)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(watcher, 0)
+
+
+def _serve(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    workers: int,
+    source: ConfigSource | None,
+    loaded: Loaded | None,
+) -> int:
     listen: list[tuple[int, str]] = []  # (port, the flag that sets it)
     if config.tls is None or not config.tls.only:
         listen.append((port, "--port"))
