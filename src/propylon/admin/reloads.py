@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from propylon.config.changes import applied
-from propylon.config.model import ConfigError, GatewayConfig
+from propylon.config.model import GatewayConfig
 from propylon.config.source import ConfigSource
 from propylon.engine import reload
 
@@ -63,7 +63,7 @@ class ReloadControl:
         digest, text = snapshot
         try:
             self._config = applied(self._config, self.source.compile(text, self.env).config)
-        except ConfigError:
+        except Exception:  # /config and /routes then show the previous version
             log.exception("the admin process cannot compile the config snapshot")
         self._digest = digest
         return self._config

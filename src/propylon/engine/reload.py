@@ -228,9 +228,12 @@ async def apply_in_worker(
             return
         try:
             config = applied(gateway.config, source.compile(text, os.environ).config)
-        except ConfigError as exc:  # the supervisor validated this text: only a changed
-            # environment file (a JWT secret read from disk) could get here
-            error = "; ".join(str(p) for p in exc.problems if p.severity == "error")
+        except Exception as exc:  # the supervisor validated this text: only a file it names
+            # (a key, a certificate) changing since could get here
+            if isinstance(exc, ConfigError):
+                error = "; ".join(str(p) for p in exc.problems if p.severity == "error")
+            else:
+                error = f"{type(exc).__name__}: {exc}"
             log.error("worker %d cannot serve the new config: %s", worker_id, error)
             acknowledge(run_dir, worker_id, current, error)
             return

@@ -374,7 +374,10 @@ def _supervise(
             while again:
                 again = False
                 if reloader is not None:
-                    reloader.reload()
+                    try:
+                        reloader.reload()
+                    except Exception:  # the supervisor must outlive any reload
+                        log.exception("config reload failed unexpectedly; still serving")
                 # Always forwarded: the workers reload their TLS certificate either way.
                 for pid in list(children):
                     with contextlib.suppress(ProcessLookupError):
