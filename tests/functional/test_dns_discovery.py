@@ -371,3 +371,33 @@ async def test_without_nameservers_the_system_resolver_is_used() -> None:
     finally:
         for up in ups:
             await up.close()
+
+
+async def test_after_a_reload_the_new_config_resolves_and_follows_the_name() -> None:
+    # Each generation resolves its own names: the reloaded one has the addresses before it
+    # serves, follows later changes, and the replaced one stops following them.
+    server = await DnsServer({NAME: ["127.0.0.1"]}).start()
+    try:
+        async with upstreams() as ups:
+            before = discovering(server, ups[0].port)
+            async with running(before) as gw:
+                assert (await request(gw.port, "GET", "/x")).status == 200
+                server.records[NAME] = ["127.0.0.2"]
+                after = replace(before, routes=(*before.routes, route("/y", ups[0].port)))
+                await gw.reload(after, "v2")
+                # Resolved by the new generation before the swap: the new address at once.
+                for _ in range(4):
+                    assert (await request(gw.port, "GET", "/x")).status == 200
+                assert [len(u.seen) for u in ups] == [1, 4, 0]
+                assert (await request(gw.port, "GET", "/y")).status == 200
+                server.records[NAME] = ["127.0.0.3"]
+                await resolved_again(server)
+                for _ in range(4):
+                    assert (await request(gw.port, "GET", "/x")).status == 200
+                assert [len(u.seen) for u in ups] == [2, 4, 4]
+                report = (await request(gw.port, "GET", "/stats")).json()
+                assert isinstance(report, dict)
+                assert report["discovery"][NAME]["addresses"] == ["127.0.0.3"]
+                assert f"{NAME}:{ups[0].port}@127.0.0.3" in report["upstreams"]
+    finally:
+        server.close()
