@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from propylon.admin.workers import state_health
+from propylon.stats.counters import BREAKER_STATES, RATE_LIMIT_DECISIONS
 from propylon.stats.histogram import LOG_BUCKETS, LOWEST, RATIO
 from propylon.stats.report import STATUS_CLASSES, UNROUTED_OUTCOMES
 
@@ -167,6 +168,57 @@ class SnapshotCollector(Collector):
             buckets, estimated_sum, _count = _histogram(route["latency"])
             latency.add_metric(values, buckets, estimated_sum)
         yield from (requests, responses, in_flight, failures, bytes_in, bytes_out, latency)
+        yield from self._rate_limits(routes)
+        yield from self._breakers(routes)
+
+    def _rate_limits(self, routes: list[dict[str, Any]]) -> Iterator[Metric]:
+        limited = [route for route in routes if route.get("rate_limit") is not None]
+        if not limited:
+            return
+        decisions = CounterMetricFamily(
+            "propylon_rate_limit_decisions",
+            "Rate-limit decisions on a route: admitted, refused (over the limit), unidentified "
+            "(no client id header), unavailable (the store could not decide, on_failure closed).",
+            labels=[*ROUTE_LABELS, "decision"],
+        )
+        for route in limited:
+            values = [route["route"], route["source"]]
+            counted = route["rate_limit"]
+            for name in RATE_LIMIT_DECISIONS:
+                decisions.add_metric([*values, name], int(counted.get(name, 0)))
+        yield decisions
+
+    def _breakers(self, routes: list[dict[str, Any]]) -> Iterator[Metric]:
+        guarded = [route for route in routes if route.get("circuit_breaker") is not None]
+        if not guarded:
+            return
+        state = GaugeMetricFamily(
+            "propylon_circuit_breaker_state",
+            "A route's circuit: 0 closed, 1 half-open, 2 open (the most open of any worker's).",
+            labels=list(ROUTE_LABELS),
+        )
+        workers = GaugeMetricFamily(
+            "propylon_circuit_breaker_workers",
+            "Workers that have a route's circuit in each state (each worker has its own).",
+            labels=[*ROUTE_LABELS, "state"],
+        )
+        transitions = CounterMetricFamily(
+            "propylon_circuit_breaker_transitions",
+            "A route's circuit's transitions, by the state entered.",
+            labels=[*ROUTE_LABELS, "state"],
+        )
+        for route in guarded:
+            values = [route["route"], route["source"]]
+            breaker = route["circuit_breaker"]
+            level = 0
+            for position, name in enumerate(BREAKER_STATES):
+                count = int(breaker["workers"].get(name, 0))
+                workers.add_metric([*values, name], count)
+                transitions.add_metric([*values, name], int(breaker["transitions"].get(name, 0)))
+                if count:
+                    level = position
+            state.add_metric(values, level)
+        yield from (state, workers, transitions)
 
     def _upstreams(self, upstreams: dict[str, dict[str, Any]]) -> Iterator[Metric]:
         requests = CounterMetricFamily(

@@ -167,6 +167,11 @@ class Gateway(Handler, Ending):
                 allow_underscores=config.forwarding.allow_underscores,
             )
             self.plans.append(plan)
+            # What the route's stages count is read into its stats when a snapshot is taken.
+            decisions, breaker = self.site.route_counters(route.spec)
+            plan.stats.rate_limit = decisions
+            if breaker is not None:
+                plan.stats.breaker = breaker.snapshot
         # Stages shared by several routes start and stop once.
         self.stages: list[RequestStage] = list(
             {id(stage): stage for plan in self.plans for stage in plan.chain.stages}.values()
