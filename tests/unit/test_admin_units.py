@@ -121,3 +121,30 @@ def test_rate_limit_and_breaker_families_appear_only_where_routes_have_them() ->
     moved = "propylon_circuit_breaker_transitions"
     assert value(moved, moved + "_total", **b, state="open") == 1
     assert value(moved, moved + "_total", **b, state="half_open") == 0
+
+
+def test_our_exposition_writes_what_prometheus_client_writes() -> None:
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from propylon.admin.metrics import SnapshotCollector, exposition
+    from propylon.config.model import BreakerSpec
+    from propylon.policies.circuit_breaker import CircuitBreaker
+    from propylon.stats.counters import RateLimitDecisions
+
+    odd = 'GET /a"b\\c\nd/{id} \u00fc'  # a name with every character the format escapes
+    stats = GatewayStats([(odd, "Routes[0]"), ("GET /b", "Routes[1]")], ["h:1", "h:2"])
+    for n in range(50):
+        stats.request_seen()
+        stats.routes[n % 2].begin()
+        stats.routes[n % 2].end(200 + 100 * (n % 4), 0.0001 * 2**n % 3.0, 10, 20)
+    stats.unrouted(404)
+    stats.unrouted(418)
+    stats.upstreams["h:1"].error("reset")
+    stats.routes[0].rate_limit = RateLimitDecisions()
+    stats.routes[1].breaker = CircuitBreaker(BreakerSpec(minimum_throughput=1)).snapshot
+    workers = [{"state": {"kind": "redis", "down": True, "outages": 2, "failed_decisions": 5}}]
+    collector = SnapshotCollector(stats.snapshot(), workers, 2)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    assert exposition(collector.collect()) == generate_latest(registry)

@@ -1,7 +1,9 @@
 """``GET /metrics``: the workers' merged snapshot in Prometheus' text exposition format.
 
-prometheus-client writes the format (escaping, ``# HELP``/``# TYPE``, ``_total`` and
-``_bucket`` naming); the numbers are the same snapshot ``/stats`` reports, so the two agree.
+prometheus-client's metric families name the samples (``_total``, ``_bucket``, ``_sum``);
+``exposition`` writes them out exactly as its ``generate_latest`` would, faster (a test holds
+the two to the same bytes); the numbers are the same snapshot ``/stats`` reports, so the two
+agree.
 Labels are the route's label (its template or name), its key path in the config, and the
 upstream's ``host:port``: all fixed by the config, so no request can add a series.
 
@@ -13,8 +15,8 @@ fall on its other side, and ``_sum`` is estimated from the bucket middles (withi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,8 +24,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString as _untyped_go_float
 
 from propylon.admin.workers import state_health
 from propylon.stats.counters import BREAKER_STATES, RATE_LIMIT_DECISIONS
@@ -265,7 +268,41 @@ class SnapshotCollector(Collector):
         yield from (down, outages, failed)
 
 
+_go_float = cast(Callable[[float], str], _untyped_go_float)
+"""How the format writes a number (``+Inf``, ``1e+06``): prometheus-client's own, untyped."""
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition(families: Iterable[Metric]) -> bytes:
+    """The text format, byte for byte what ``generate_latest`` writes for these families
+    (counters, gauges and histograms without ``_created`` samples, which is all this module
+    makes), in a tenth of its time: it validates and escapes every label name of every
+    sample, which made a 200-route scrape cost ~100 ms; here label names are this module's
+    own constants and only values (from the config) are escaped, once per distinct value."""
+    out: list[str] = []
+    escaped: dict[str, str] = {}
+    for family in families:
+        name = family.name + "_total" if family.type == "counter" else family.name
+        doc = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
+        for sample in family.samples:
+            labels = sample.labels
+            if labels:
+                parts = []
+                for key in sorted(labels):
+                    value = labels[key]
+                    shown = escaped.get(value)
+                    if shown is None:
+                        shown = escaped[value] = _escaped(value)
+                    parts.append(f'{key}="{shown}"')
+                out.append(f"{sample.name}{{{','.join(parts)}}} {_go_float(sample.value)}\n")
+            else:
+                out.append(f"{sample.name} {_go_float(sample.value)}\n")
+    return "".join(out).encode()
+
+
 def render_metrics(merged: dict[str, Any], workers: list[dict[str, Any]], configured: int) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(merged, workers, configured))
-    return generate_latest(registry)
+    return exposition(SnapshotCollector(merged, workers, configured).collect())
