@@ -16,6 +16,7 @@ from aiohttp import web
 
 from propylon import errors
 from propylon.admin.config_view import config_view
+from propylon.admin.dashboard import Dashboard
 from propylon.admin.guard import TokenGuard
 from propylon.admin.metrics import CONTENT_TYPE, render_metrics
 from propylon.admin.workers import WorkerGroup
@@ -36,9 +37,6 @@ JWKS_OFF = errors.ErrorKind(
 )
 RELOAD_LATER = errors.ErrorKind(
     501, 520, "NotImplemented", "Reloading the config is not implemented yet (issue #14 item 2)."
-)
-DASHBOARD_LATER = errors.ErrorKind(
-    501, 520, "NotImplemented", "The dashboard is not implemented yet (issue #14 item 5)."
 )
 NOT_READY = "NotReady"
 
@@ -146,8 +144,26 @@ def build_app(context: AdminContext) -> web.Application:
     async def reload(_request: web.Request) -> web.Response:
         return error_response(RELOAD_LATER)
 
+    # The last reload's result is shown from ``last_reload`` (hot reload, issue #14 item 2,
+    # passes its state's reader here); until then the page says "none since start".
+    board = Dashboard(group)
+
     async def dashboard(_request: web.Request) -> web.Response:
-        return error_response(DASHBOARD_LATER)
+        response = web.Response(body=board.body, content_type="text/html", charset="utf-8")
+        response.headers.update(
+            {
+                "Content-Security-Policy": board.policy,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            }
+        )
+        return response
+
+    async def dashboard_json(_request: web.Request) -> web.Response:
+        response = _json(await board.view())
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -158,4 +174,5 @@ def build_app(context: AdminContext) -> web.Application:
     app.router.add_get(JWKS_PATH, jwks)
     app.router.add_post("/reload", reload)
     app.router.add_get("/", dashboard)
+    app.router.add_get("/dashboard.json", dashboard_json)
     return app
