@@ -13,7 +13,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -98,7 +100,8 @@ async def _devtools_port(profile: Path, process: asyncio.subprocess.Process) -> 
 async def chromium_page(width: int = 1400, height: int = 900) -> AsyncIterator[Page]:
     """A headless chromium with one blank tab, closed (and its profile removed) on exit."""
     assert CHROMIUM is not None, MISSING
-    with tempfile.TemporaryDirectory() as profile:
+    # Its helper processes may still be writing the profile for a moment after the kill.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = await asyncio.create_subprocess_exec(
             CHROMIUM,
             "--headless",
@@ -113,6 +116,7 @@ async def chromium_page(width: int = 1400, height: int = 900) -> AsyncIterator[P
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # so that its renderer and helpers go with it
         )
         page: Page | None = None
         try:
@@ -127,6 +131,6 @@ async def chromium_page(width: int = 1400, height: int = 900) -> AsyncIterator[P
         finally:
             if page is not None:
                 await page.close()
-            if process.returncode is None:
-                process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
