@@ -9,10 +9,11 @@ its address, which browsers never send to a server) and keeps it in the tab's se
 storage; it shows every value as text (``textContent``), never as HTML.
 
 Rates and percentiles are computed here, from the difference between this scrape's merged
-snapshot and the oldest one kept from the last ``WINDOW`` seconds (scrapes are remembered
-at most every ``SPACING`` seconds, whoever asked), so every viewer sees the same numbers and
-a test can check them without a browser. A counter that went down (a worker restarted, or
-did not answer this time) counts as no change rather than as negative traffic.
+snapshot and the newest kept one at least ``WINDOW`` seconds old (the oldest kept, while
+none is that old yet; scrapes are remembered at most every ``SPACING`` seconds, whoever
+asked), so every viewer sees the same numbers and a test can check them without a browser.
+A counter that went down (a worker restarted, or did not answer this time) counts as no
+change rather than as negative traffic.
 """
 
 from __future__ import annotations
