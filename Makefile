@@ -1,6 +1,6 @@
 # propylon: the two commands a new user runs are `make run` and `make test`.
 # Everything they need is installed by the targets below (virtualenv, Python packages, a C
-# compiler for the compiled request path, Debian's chromium for the CORS browser test and,
+# compiler for the compiled request path, Debian's chromium for the browser tests and,
 # for the benchmark smoke test, Debian's nginx and wrk).
 
 PYTHON ?= python3

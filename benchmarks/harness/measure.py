@@ -22,6 +22,7 @@ from harness.processes import (
     wait_port_free,
 )
 from harness.scenarios import PROFILE_PATH, Scenario
+from harness.scrape import ADMIN_PORT, Scraper
 from harness.tls import TLS_PORT, client_context, tls_fixtures
 from harness.wrk import LoadSpec, parse_wrk, run_wrk
 
@@ -90,6 +91,7 @@ def measure(
     tag = f"{scenario.name}.{entry.name}.r{round_number}"
     logs = settings.out / "logs"
     group = None
+    scraped = False
     port = UPSTREAM_PORT
     tls_dir = tls_fixtures(settings.out) if scenario.tls else None
     if scenario.tls and entry.tls_command is None:
@@ -109,6 +111,9 @@ def measure(
         if scenario.redis:
             env = {**env, "PROPYLON_REDIS_URL": bench_redis_url()}
         command = entry.shell_command(scenario.workers, run_dir, tls_dir, config)
+        scraped = scenario.admin_scraped and entry.feature_checks
+        if scraped:
+            command += f" --admin 127.0.0.1:{ADMIN_PORT}"
         group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
         port = PROXY_PORT
     try:
@@ -134,7 +139,13 @@ def measure(
         upstream_before = sum(upstream.cpu_ticks())
         client_before = _children_cpu_seconds()
         started = time.monotonic()
-        result = _load(port, scenario, settings, fixtures, settings.seconds)
+        if scraped:
+            with Scraper() as scraper:
+                result = _load(port, scenario, settings, fixtures, settings.seconds)
+            (logs / f"{tag}.scrapes.txt").write_text(scraper.summary() + "\n")
+            print(f"[{tag}] admin scrapes: {scraper.summary()}", flush=True)
+        else:
+            result = _load(port, scenario, settings, fixtures, settings.seconds)
         wall = time.monotonic() - started
         proxy_ticks = sum(group.cpu_ticks()) - proxy_before if group else 0
         upstream_ticks = sum(upstream.cpu_ticks()) - upstream_before

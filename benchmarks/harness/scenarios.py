@@ -49,6 +49,9 @@ class Scenario:
     redis: bool = False
     """propylon keeps its rate-limit counters in Redis (``PROPYLON_BENCH_REDIS_URL``, by
     default the machine's redis://127.0.0.1:6379/0)."""
+    admin_scraped: bool = False
+    """propylon runs with ``--admin 127.0.0.1:9901``, scraped every second during the load
+    (``/metrics`` and ``/dashboard.json``: harness/scrape.py); other entries run as usual."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -92,6 +95,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         bearer=True,
         rotate=True,
         min_ratio=0.25,
+    ),
+    Scenario(
+        "proxy-admin",
+        "proxy only, admin listener scraped every second (/metrics, /dashboard.json)",
+        PROFILE_PATH,
+        admin_scraped=True,
     ),
     Scenario(
         "tls",

@@ -36,6 +36,7 @@ propylon stack is up:
   gateway   http://{host}:{gw}        (the only thing clients should talk to)
   ops       http://127.0.0.1:{ops}   (admin listener: /metrics /healthz /readyz /stats
             /config /routes /.well-known/jwks.json; loopback only)
+  dashboard http://127.0.0.1:{ops}/  (live per-route and per-upstream numbers)
   identity  http://127.0.0.1:{idp}   (internal; OpenAPI at /docs)
   profiles  http://127.0.0.1:{prof}   (internal; OpenAPI at /docs)
   state     {state}  (SQLite files, keys, avatars; delete it to start over)

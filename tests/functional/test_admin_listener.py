@@ -138,8 +138,16 @@ async def test_every_endpoint_with_two_workers_covers_both(tmp_path: Path) -> No
             reloaded = json.loads(body)
             assert status == 200 and reloaded["result"] == "ok"
             assert reloaded["added"] == reloaded["removed"] == reloaded["modified"] == []
-            status, _h, body = await _admin(admin, "/")
-            assert status == 501 and json.loads(body)["codemessage"] == "NotImplemented"
+            status, _h, body = await _admin(admin, "/dashboard.json")
+            shown = json.loads(body)["last_reload"]
+            assert status == 200 and shown["ok"] is True and shown["error"] is None
+            assert shown["at"].endswith("+00:00") and shown["added"] == []
+            status, headers, body = await _admin(admin, "/")
+            assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+            assert (
+                b"dashboard.json" in body
+                and "script-src 'sha256-" in headers["Content-Security-Policy"]
+            )
             status, headers, body = await _admin(admin, "/reload")
             assert status == 405 and "POST" in headers["Allow"]
             assert json.loads(body)["codemessage"] == "MethodNotAllowed"
@@ -330,5 +338,103 @@ async def test_the_jwks_verifies_an_assertion_the_gateway_sent(tmp_path: Path) -
             await asyncio.to_thread(keys.load)
             claims = AssertionVerifier(keys, audience="profiles").verify(assertion).claims
             assert (claims["sub"], claims["role"]) == ("alice", "admin")
+    finally:
+        await upstream.close()
+
+
+def _limited_and_fragile(tmp_path: Path, upstream: int, dead: int) -> Path:
+    return ocelot_file(
+        tmp_path,
+        upstream,
+        {
+            "UpstreamPathTemplate": "/limited/{everything}",
+            "DownstreamPathTemplate": "/{everything}",
+            "DownstreamScheme": "http",
+            "DownstreamHostAndPorts": [{"Host": "127.0.0.1", "Port": upstream}],
+            "RateLimitOptions": {"EnableRateLimiting": True, "Period": "1m", "Limit": 2},
+        },
+        {
+            "UpstreamPathTemplate": "/fragile/{everything}",
+            "DownstreamPathTemplate": "/{everything}",
+            "DownstreamScheme": "http",
+            "DownstreamHostAndPorts": [{"Host": "127.0.0.1", "Port": dead}],
+            "QoSOptions": {"ExceptionsAllowedBeforeBreaking": 2, "DurationOfBreak": 60000},
+        },
+    )
+
+
+async def test_rate_limits_and_breakers_are_counted_over_both_workers(tmp_path: Path) -> None:
+    upstream = await RecordingUpstream().start()
+    port, admin, dead = free_port(), free_port(), free_port()
+    config = _limited_and_fragile(tmp_path, upstream.port, dead)
+    env = {"PROPYLON_ADMIN_TOKEN": TOKEN}
+    try:
+        with gateway_process(
+            config, port, workers=2, env=env, args=("--admin", f"127.0.0.1:{admin}")
+        ) as p:
+            await _wait_admin(admin, p)
+            # The page is open (it holds no data); its numbers are not, without the token.
+            assert (await _admin(admin, "/"))[0] == 200
+            status, headers, body = await _admin(admin, "/dashboard.json")
+            assert status == 401 and headers["WWW-Authenticate"] == 'Bearer realm="admin"'
+            status, headers, body = await _admin(admin, "/dashboard.json", bearer=TOKEN)
+            first = json.loads(body)
+            assert status == 200 and headers["Cache-Control"] == "no-store"
+            assert first["window_seconds"] is None  # nothing to compare with yet
+            assert first["routes"][1]["requests_per_second"] is None
+            assert (first["ready"], first["last_reload"], first["workers_reporting"]) == (
+                True,
+                None,
+                2,
+            )
+
+            statuses = [
+                (await request(port, "GET", "/limited/x", [("Oc-Client", "ci")])).status
+                for _ in range(6)
+            ]
+            # The workers share one table: one limit for the client, whichever worker serves it.
+            assert statuses.count(429) == 4, statuses
+            unknown = await request(port, "GET", "/limited/x")  # no client id header
+            assert unknown.json()["codemessage"] == "ClientNotIdentified"  # type: ignore[index]
+            fragile = [(await request(port, "GET", "/fragile/x")).status for _ in range(6)]
+            assert fragile.count(503) >= 1 and set(fragile) <= {502, 503}
+
+            status, _h, body = await _admin(admin, "/stats", bearer=TOKEN)
+            plain, limited, breaker = json.loads(body)["routes"]
+            assert plain["rate_limit"] is None and plain["circuit_breaker"] is None
+            assert limited["rate_limit"] == {
+                "admitted": 2,
+                "refused": 4,
+                "unidentified": 1,
+                "unavailable": 0,
+            }
+            circuit = breaker["circuit_breaker"]
+            assert circuit["state"] == "open" and sum(circuit["workers"].values()) == 2
+            assert circuit["transitions"]["open"] == circuit["workers"]["open"] >= 1
+
+            status, _h, body = await _admin(admin, "/metrics", bearer=TOKEN)
+            metrics = _families(body.decode())
+            decisions = metrics["propylon_rate_limit_decisions"]
+            labels = {"route": limited["route"], "source": "Routes[1]"}
+            assert _value(decisions, "_total", **labels, decision="refused") == 4
+            assert _value(decisions, "_total", **labels, decision="admitted") == 2
+            assert _value(decisions, "_total", **labels, decision="unidentified") == 1
+            labels = {"route": breaker["route"], "source": "Routes[2]"}
+            assert _value(metrics["propylon_circuit_breaker_state"], **labels) == 2
+            moved = metrics["propylon_circuit_breaker_transitions"]
+            assert _value(moved, "_total", **labels, state="open") == circuit["transitions"]["open"]
+
+            status, _h, body = await _admin(admin, "/dashboard.json", bearer=TOKEN)
+            view = json.loads(body)
+            assert view["window_seconds"] > 0
+            plain, limited, breaker = view["routes"]
+            assert plain["requests_per_second"] == 0 and plain["latency_ms"]["p50"] is None
+            assert limited["requests_per_second"] > 0
+            assert limited["window_responses"] == {"1xx": 0, "2xx": 2, "3xx": 0, "4xx": 4, "5xx": 1}
+            assert limited["rate_limit"]["refused_per_second"] > 0
+            assert breaker["circuit_breaker"]["state"] == "open"
+            assert breaker["error_rate"] == 1.0  # 502s and the breaker's own 503s
+            (dead_host,) = [u for u in view["upstreams"] if u["upstream"] == f"127.0.0.1:{dead}"]
+            assert dead_host["errors"] >= 2 and dead_host["last_error"] == "refused"
     finally:
         await upstream.close()

@@ -66,3 +66,38 @@ def test_editable_build_prints_no_setuptools_notice(name: str, tmp_path: Path) -
     # setuptools frames every notice (deprecations, "Editable installation.") with "!!".
     assert "!!" not in printed, printed
     assert "deprecated" not in printed.lower(), printed
+
+
+WHEEL = """
+import sys
+from setuptools import build_meta
+build_meta.build_wheel(sys.argv[1])
+"""
+
+
+def test_the_wheel_carries_the_dashboard_page(tmp_path: Path) -> None:
+    import zipfile
+
+    source = tmp_path / "project"
+    source.mkdir()
+    for entry in PROJECTS["propylon"]:
+        origin = ROOT / entry
+        if origin.is_dir():
+            shutil.copytree(origin, source / entry, ignore=shutil.ignore_patterns("*.so"))
+        else:
+            shutil.copy2(origin, source / entry)
+    out = tmp_path / "wheels"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", WHEEL, str(out)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PROPYLON_PURE_PYTHON": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        page = archive.read("propylon/admin/dashboard.html")
+    assert page == (ROOT / "src/propylon/admin/dashboard.html").read_bytes()

@@ -105,6 +105,9 @@ def test_stack_runs_the_seed_flow_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert f"ops       http://127.0.0.1:{ops}" in printed
         with urllib.request.urlopen(f"http://127.0.0.1:{ops}/readyz", timeout=5) as ready:
             assert json.loads(ready.read())["ready"] is True
+        assert f"dashboard http://127.0.0.1:{ops}/ " in printed
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops}/", timeout=5) as board:
+            assert b"<title>propylon dashboard</title>" in board.read()
         assert password not in printed and "change-me-admin-password" not in printed
         assert f"password in {password_file}" in printed
         status, body = _post(gw, "/auth/token", {"username": "admin", "password": password})

@@ -73,3 +73,78 @@ def test_latency_buckets_count_what_was_recorded() -> None:
     (total,) = [s.value for s in family.samples if s.name.endswith("_sum")]
     exact = 0.0004 + 0.003 + 0.12 + 7.0 + 90.0
     assert abs(total - exact) / exact < 0.05
+
+
+def test_rate_limit_and_breaker_families_appear_only_where_routes_have_them() -> None:
+    from propylon.config.model import BreakerSpec
+    from propylon.policies.circuit_breaker import CircuitBreaker
+    from propylon.stats.counters import RateLimitDecisions
+
+    plain = GatewayStats([("GET /a", "Routes[0]")], [])
+    text = render_metrics(plain.snapshot(), [], 1).decode()
+    assert "rate_limit" not in text and "circuit_breaker" not in text
+
+    stats = GatewayStats([("GET /a", "Routes[0]"), ("GET /b/{id}", "Routes[1]")], [])
+    decisions = RateLimitDecisions()
+    decisions.admitted, decisions.refused, decisions.unavailable = 7, 3, 1
+    stats.routes[0].rate_limit = decisions
+    breaker = CircuitBreaker(BreakerSpec(minimum_throughput=1, break_duration=5.0))
+    breaker.record(True, 0.0)
+    stats.routes[1].breaker = breaker.snapshot
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(render_metrics(stats.snapshot(), [], 1).decode())
+    }
+
+    def value(name: str, sample: str, **labels: str) -> float:
+        (found,) = [
+            s.value
+            for s in families[name].samples
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+        return float(found)
+
+    a = {"route": "GET /a", "source": "Routes[0]"}
+    b = {"route": "GET /b/{id}", "source": "Routes[1]"}
+    decided = "propylon_rate_limit_decisions"
+    assert value(decided, decided + "_total", **a, decision="admitted") == 7
+    assert value(decided, decided + "_total", **a, decision="refused") == 3
+    assert value(decided, decided + "_total", **a, decision="unavailable") == 1
+    assert value(decided, decided + "_total", **a, decision="unidentified") == 0
+    assert {s.labels["route"] for s in families[decided].samples} == {"GET /a"}
+    state = "propylon_circuit_breaker_state"
+    assert value(state, state, **b) == 2  # open
+    assert len(families[state].samples) == 1
+    workers = "propylon_circuit_breaker_workers"
+    assert value(workers, workers, **b, state="open") == 1
+    assert value(workers, workers, **b, state="closed") == 0
+    moved = "propylon_circuit_breaker_transitions"
+    assert value(moved, moved + "_total", **b, state="open") == 1
+    assert value(moved, moved + "_total", **b, state="half_open") == 0
+
+
+def test_our_exposition_writes_what_prometheus_client_writes() -> None:
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from propylon.admin.metrics import SnapshotCollector, exposition
+    from propylon.config.model import BreakerSpec
+    from propylon.policies.circuit_breaker import CircuitBreaker
+    from propylon.stats.counters import RateLimitDecisions
+
+    odd = 'GET /a"b\\c\nd/{id} \u00fc'  # a name with every character the format escapes
+    stats = GatewayStats([(odd, "Routes[0]"), ("GET /b", "Routes[1]")], ["h:1", "h:2"])
+    for n in range(50):
+        stats.request_seen()
+        stats.routes[n % 2].begin()
+        stats.routes[n % 2].end(200 + 100 * (n % 4), 0.0001 * 2**n % 3.0, 10, 20)
+    stats.unrouted(404)
+    stats.unrouted(418)
+    stats.upstreams["h:1"].error("reset")
+    stats.routes[0].rate_limit = RateLimitDecisions()
+    stats.routes[1].breaker = CircuitBreaker(BreakerSpec(minimum_throughput=1)).snapshot
+    workers = [{"state": {"kind": "redis", "down": True, "outages": 2, "failed_decisions": 5}}]
+    collector = SnapshotCollector(stats.snapshot(), workers, 2)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    assert exposition(collector.collect()) == generate_latest(registry)

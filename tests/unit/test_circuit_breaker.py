@@ -66,3 +66,35 @@ def test_ratio_mode_needs_the_minimum_sample_and_the_ratio_within_the_window() -
     assert breaker.admit(13.5)
     breaker.record(False, 13.6)
     assert breaker.state == CLOSED and len(breaker.window) == 0
+
+
+def test_transitions_are_counted_by_the_state_entered_and_the_state_is_reported() -> None:
+    breaker = CircuitBreaker(BreakerSpec(minimum_throughput=1, break_duration=1.0))
+    assert breaker.snapshot() == {
+        "workers": {"closed": 1, "half_open": 0, "open": 0},
+        "transitions": {"closed": 0, "half_open": 0, "open": 0},
+    }
+    breaker.record(True, 0.0)
+    assert breaker.snapshot()["workers"] == {"closed": 0, "half_open": 0, "open": 1}
+    assert breaker.admit(1.0)  # the probe
+    assert breaker.snapshot()["workers"] == {"closed": 0, "half_open": 1, "open": 0}
+    breaker.record(True, 1.0)  # failed: open again
+    assert breaker.admit(2.0)
+    breaker.record(False, 2.0)  # succeeded: closed
+    breaker.record(False, 2.1)  # a success while closed is no transition
+    assert breaker.snapshot() == {
+        "workers": {"closed": 1, "half_open": 0, "open": 0},
+        "transitions": {"closed": 1, "half_open": 2, "open": 2},
+    }
+
+
+def test_ratio_mode_counts_its_transitions_too() -> None:
+    spec = BreakerSpec(
+        minimum_throughput=2, break_duration=1.0, failure_ratio=0.5, sampling_duration=10.0
+    )
+    breaker = CircuitBreaker(spec)
+    breaker.record(True, 0.0)
+    breaker.record(True, 0.0)
+    assert breaker.admit(1.0)
+    breaker.record(False, 1.0)
+    assert breaker.snapshot()["transitions"] == {"closed": 1, "half_open": 1, "open": 1}

@@ -187,7 +187,10 @@ def test_report_shape_and_values() -> None:
         "upstream_timeouts",
         "bytes_in",
         "bytes_out",
+        "rate_limit",
+        "circuit_breaker",
     }
+    assert profiles["rate_limit"] is None and profiles["circuit_breaker"] is None
     assert (profiles["route"], profiles["source"]) == ("GET /profiles/{id}", "Routes[0]")
     assert profiles["requests"] == 101 and profiles["in_flight"] == 1
     assert profiles["responses"] == {"1xx": 0, "2xx": 90, "3xx": 0, "4xx": 10, "5xx": 0}
@@ -281,3 +284,50 @@ def test_discovered_names_merge_to_the_freshest_set_and_any_workers_failure() ->
     report = render_report(merge_snapshots([fresh]), workers=1)
     assert report["discovery"]["profiles"]["resolved_at"] == "2023-11-14T22:15:00.000Z"
     assert "discovery" not in render_report(merge_snapshots([]), workers=0)
+
+
+def _limited_and_guarded(admitted: int, refused: int, failures: int) -> GatewayStats:
+    """A worker whose first route has a rate limit and second a breaker (opened by
+    ``failures`` >= 2 failed outcomes)."""
+    from propylon.config.model import BreakerSpec
+    from propylon.policies.circuit_breaker import CircuitBreaker
+    from propylon.stats.counters import RateLimitDecisions
+
+    stats = worker()
+    decisions = RateLimitDecisions()
+    decisions.admitted, decisions.refused = admitted, refused
+    stats.routes[0].rate_limit = decisions
+    breaker = CircuitBreaker(BreakerSpec(minimum_throughput=2, break_duration=5.0))
+    for _ in range(failures):
+        breaker.record(True, 0.0)
+    stats.routes[1].breaker = breaker.snapshot
+    return stats
+
+
+def test_rate_limit_decisions_and_breaker_states_add_up_over_workers() -> None:
+    one = _limited_and_guarded(admitted=3, refused=1, failures=2)
+    two = _limited_and_guarded(admitted=2, refused=4, failures=0)
+    three = _limited_and_guarded(admitted=0, refused=0, failures=0)
+    snaps = [one.snapshot(), two.snapshot(), three.snapshot()]
+    before = copy.deepcopy(snaps)
+    flat = merge_snapshots(snaps)
+    assert snaps == before
+    assert flat == merge_snapshots([merge_snapshots(snaps[:2]), snaps[2]])
+    assert flat == merge_snapshots([snaps[0], merge_snapshots(snaps[1:])])
+
+    limited, guarded = render_report(flat, workers=3)["routes"]
+    assert limited["rate_limit"] == {
+        "admitted": 5,
+        "refused": 5,
+        "unidentified": 0,
+        "unavailable": 0,
+    }
+    assert limited["circuit_breaker"] is None and guarded["rate_limit"] is None
+    # One worker opened its circuit: the route reads open, and says how many workers agree.
+    assert guarded["circuit_breaker"] == {
+        "state": "open",
+        "workers": {"closed": 2, "half_open": 0, "open": 1},
+        "transitions": {"closed": 0, "half_open": 0, "open": 1},
+    }
+    closed = render_report(merge_snapshots(snaps[1:]), workers=2)["routes"][1]
+    assert closed["circuit_breaker"]["state"] == "closed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from propylon import errors
 from propylon.admin.config_view import config_view
+from propylon.admin.dashboard import Dashboard
 from propylon.admin.guard import TokenGuard
 from propylon.admin.metrics import CONTENT_TYPE, render_metrics
 from propylon.admin.reloads import ReloadControl
@@ -37,9 +39,6 @@ JWKS_OFF = errors.ErrorKind(
 )
 RELOAD_UNFINISHED = errors.ErrorKind(
     503, 511, "NotReady", "The reload did not finish in time; see data for how far it got."
-)
-DASHBOARD_LATER = errors.ErrorKind(
-    501, 520, "NotImplemented", "The dashboard is not implemented yet (issue #14 item 5)."
 )
 NOT_READY = "NotReady"
 
@@ -165,8 +164,40 @@ def build_app(context: AdminContext) -> web.Application:
         kind = errors.CONFIG_REJECTED if status == 400 else RELOAD_UNFINISHED
         return error_response(kind, data=data)
 
+    def dashboard_reload() -> dict[str, Any] | None:
+        """The last reload as the page shows it (None: none since start)."""
+        record = last_reload()
+        if record is None or not record["seq"]:
+            return None
+        at = record["at"]
+        return {
+            "ok": record["result"] == "success",
+            "at": None if at is None else datetime.fromtimestamp(at, UTC).isoformat(),
+            "error": record["last_error"] if record["result"] != "success" else None,
+            "added": record["added"],
+            "removed": record["removed"],
+            "modified": record["modified"],
+            "needs_restart": record["needs_restart"],
+        }
+
+    board = Dashboard(group, last_reload=dashboard_reload)
+
     async def dashboard(_request: web.Request) -> web.Response:
-        return error_response(DASHBOARD_LATER)
+        response = web.Response(body=board.body, content_type="text/html", charset="utf-8")
+        response.headers.update(
+            {
+                "Content-Security-Policy": board.policy,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            }
+        )
+        return response
+
+    async def dashboard_json(_request: web.Request) -> web.Response:
+        response = _json(await board.view())
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -177,4 +208,5 @@ def build_app(context: AdminContext) -> web.Application:
     app.router.add_get(JWKS_PATH, jwks)
     app.router.add_post("/reload", reload)
     app.router.add_get("/", dashboard)
+    app.router.add_get("/dashboard.json", dashboard_json)
     return app

@@ -276,6 +276,10 @@ class Gateway(Handler, Terminal):
             ending.plan = plan
             ending.generation = generation
             generation.plans.append(plan)
+            # What the route's stages count is read into its stats when a snapshot is taken.
+            decisions, breaker = site.route_counters(spec)
+            plan.stats.rate_limit = decisions
+            plan.stats.breaker = breaker.snapshot if breaker is not None else None
         # Stages shared by several routes start and stop once.
         generation.stages = list(
             {id(stage): stage for plan in generation.plans for stage in plan.chain.stages}.values()

@@ -50,6 +50,7 @@ from propylon.stages.ip_filter import IpFilter
 from propylon.stages.plugin import PluginStage
 from propylon.stages.rate_limit import NativeLimiter, OcelotLimiter
 from propylon.state import StateStore, open_store
+from propylon.stats.counters import RateLimitDecisions
 
 
 class Site:
@@ -95,6 +96,7 @@ class Site:
                 breaker = previous._breakers.get(spec.source)
                 if breaker is not None:
                     self._inherited[spec.counter_key] = (spec.breaker, breaker)
+        self._decisions: dict[str, RateLimitDecisions] = {}
         self.gateway_owned = frozenset(
             {
                 config.identity_header.lower(),
@@ -151,6 +153,19 @@ class Site:
             self._breakers[spec.source] = breaker
         return breaker
 
+    def decisions(self, spec: RouteSpec) -> RateLimitDecisions:
+        """The route's rate-limit decision counters, shared by its limiters."""
+        decisions = self._decisions.get(spec.source)
+        if decisions is None:
+            decisions = self._decisions[spec.source] = RateLimitDecisions()
+        return decisions
+
+    def route_counters(
+        self, spec: RouteSpec
+    ) -> tuple[RateLimitDecisions | None, CircuitBreaker | None]:
+        """What the route's stages count, for its stats (None: it has no such stage)."""
+        return self._decisions.get(spec.source), self._breakers.get(spec.source)
+
     def assertion_signer(self) -> AssertionSigner:
         """The worker's one signer (one memo for all routes), built when a route needs it."""
         signer = self._signer
@@ -171,7 +186,7 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
     if spec.cors is not None:
         stages.append(Cors(CorsRules(spec.cors)))
     if spec.ocelot_rate_limit is not None:
-        stages.append(OcelotLimiter(spec.ocelot_rate_limit, spec, site.state))
+        stages.append(OcelotLimiter(spec.ocelot_rate_limit, spec, site.state, site.decisions(spec)))
     auth = spec.auth
     options = spec.anonymous_options
     if auth is not None:
@@ -179,7 +194,7 @@ def route_stages(spec: RouteSpec, site: Site) -> tuple[RequestStage, ...]:
         if auth.allowed_scopes or auth.required_claims:
             stages.append(Authorize(auth, anonymous_options=options))
     if spec.rate_limits:
-        stages.append(NativeLimiter(spec.rate_limits, spec, site.state))
+        stages.append(NativeLimiter(spec.rate_limits, spec, site.state, site.decisions(spec)))
     if auth is not None:
         stages.append(
             Identify(

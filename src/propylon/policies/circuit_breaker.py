@@ -13,11 +13,16 @@ each outcome of an admitted request.
   arrives. A success closes the circuit (and clears the window), a failure opens it again.
   A probe that ends without an upstream outcome (the client left, a later stage refused)
   frees the slot for the next request.
+
+Each transition is counted by the state it enters (``opens``, ``half_opens``, ``closes``);
+``snapshot`` reads the state when the admin listener asks, so keeping the numbers costs the
+request path nothing beyond those increments on the (rare) transitions.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from propylon.config.model import BreakerSpec
 
@@ -29,8 +34,10 @@ HALF_OPEN = "half_open"
 class CircuitBreaker:
     __slots__ = (
         "break_duration",
+        "closes",
         "failure_ratio",
         "failures",
+        "half_opens",
         "minimum_throughput",
         "opened_at",
         "opens",
@@ -57,6 +64,9 @@ class CircuitBreaker:
         self.window_failures = 0
         self.opens = 0
         """How many times the circuit opened (shown in ``/stats``)."""
+        self.half_opens = 0
+        self.closes = 0
+        """Transitions into half-open (a probe's turn) and back to closed."""
 
     def admit(self, now: float, token: object = None) -> bool:
         state = self.state
@@ -66,6 +76,7 @@ class CircuitBreaker:
             if now - self.opened_at < self.break_duration:
                 return False
             self.state = HALF_OPEN
+            self.half_opens += 1
             self.probing = False
         if self.probing:
             return False
@@ -97,7 +108,9 @@ class CircuitBreaker:
         if not failed:
             self.failures = 0
             self.probing = False
-            self.state = CLOSED
+            if self.state != CLOSED:
+                self.state = CLOSED
+                self.closes += 1
             return
         self.failures += 1
         if self.state == HALF_OPEN or (
@@ -111,6 +124,7 @@ class CircuitBreaker:
                 self._open(now)
             else:
                 self.state = CLOSED
+                self.closes += 1
                 self.probing = False
                 self.window.clear()
                 self.window_failures = 0
@@ -131,6 +145,20 @@ class CircuitBreaker:
                 and self.window_failures / len(window) >= ratio
             ):
                 self._open(now)
+
+    def snapshot(self) -> dict[str, Any]:
+        """This worker's breaker for ``/stats``: its state one-hot (so that workers' add up
+        to how many have it closed, half-open, open) and its transitions by state entered.
+        An open circuit whose break is over reads as open until a request probes it."""
+        state = self.state
+        return {
+            "workers": {
+                CLOSED: 1 if state == CLOSED else 0,
+                HALF_OPEN: 1 if state == HALF_OPEN else 0,
+                OPEN: 1 if state == OPEN else 0,
+            },
+            "transitions": {CLOSED: self.closes, HALF_OPEN: self.half_opens, OPEN: self.opens},
+        }
 
     def _open(self, now: float) -> None:
         self.state = OPEN

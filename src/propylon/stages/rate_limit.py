@@ -19,6 +19,10 @@ not answer, the failure policy decides: ``open`` admits the request (without rat
 headers, which would be guesses), ``closed`` answers 503 ``NotReady`` with
 ``Retry-After: 1``.
 
+Each decision is counted once on the route's ``RateLimitDecisions`` (``/stats``, ``/metrics``):
+admitted (fail-open included), refused, unidentified (Ocelot: no client id header) or
+unavailable (fail-closed); an admitted request costs one increment.
+
 Counter keys are ``<readable prefix>:<hash>``: the hash covers the route, the rule and the
 client's values, so a client-sent value of any length makes a key of fixed size.
 """
@@ -39,6 +43,7 @@ from propylon.ratelimit import fields, gcra
 from propylon.ratelimit.fixed_window import FixedWindow
 from propylon.ratelimit.gcra import Gcra
 from propylon.state.store import StateStore
+from propylon.stats.counters import RateLimitDecisions
 
 UNAVAILABLE_HEADERS: Final = (("Retry-After", "1"),)
 NO_CLIENT_HEADERS: Final = (("Retry-After", "-1"),)
@@ -62,6 +67,7 @@ class OcelotLimiter(RequestStage):
 
     __slots__ = (
         "closed",
+        "decisions",
         "enable_headers",
         "exceeded",
         "header",
@@ -77,9 +83,18 @@ class OcelotLimiter(RequestStage):
         "whitelist",
     )
 
-    def __init__(self, spec: OcelotRateLimit, route: RouteSpec, store: StateStore) -> None:
+    def __init__(
+        self,
+        spec: OcelotRateLimit,
+        route: RouteSpec,
+        store: StateStore,
+        decisions: RateLimitDecisions | None = None,
+    ) -> None:
         self.store = store
         self.synchronous = store.synchronous  # an attribute read, not a class lookup
+        self.decisions = RateLimitDecisions() if decisions is None else decisions
+        """Counted once per decision (a whitelisted client is not a decision: Ocelot
+        neither counts it nor gives it headers)."""
         self.closed = False
         self.header = spec.client_id_header.lower().encode("latin-1")
         self.whitelist = frozenset(c.encode("utf-8") for c in spec.client_whitelist)
@@ -109,6 +124,7 @@ class OcelotLimiter(RequestStage):
         if (client or b"") in self.whitelist:
             return CONTINUE
         if not client:
+            self.decisions.unidentified += 1
             return flow.refuse(
                 self.unknown, NO_CLIENT_HEADERS if self.enable_headers else NO_HEADERS
             )
@@ -123,12 +139,13 @@ class OcelotLimiter(RequestStage):
     def decided(self, flow: Flow, result: list[float] | None) -> int:
         """The remote store's answer (None: it could not decide)."""
         if result is None:
-            return fail(flow, self.store)
+            return fail(flow, self.store, self.decisions)
         return self.settle(flow, result)
 
     def settle(self, flow: Flow, result: list[float]) -> int:
         total = int(result[0])
         if total > self.limit:
+            self.decisions.refused += 1
             if self.enable_headers:
                 return flow.refuse(self.exceeded, (("Retry-After", dotnet_number(result[2])),))
             return flow.refuse(self.exceeded)
@@ -137,13 +154,16 @@ class OcelotLimiter(RequestStage):
             flow.add_response_line(b"X-RateLimit-Remaining: %d" % (self.limit - total))
             reset = fields.ocelot_reset(result[1] + self.period)
             flow.add_response_line(b"X-RateLimit-Reset: " + reset.encode())
+        self.decisions.admitted += 1
         return CONTINUE
 
 
-def fail(flow: Flow, store: StateStore) -> int:
+def fail(flow: Flow, store: StateStore, decisions: RateLimitDecisions) -> int:
     """The failure policy, while the store (Redis) does not answer."""
     if store.failure_policy == "closed":
+        decisions.unavailable += 1
         return flow.refuse(errors.STATE_UNAVAILABLE, UNAVAILABLE_HEADERS)
+    decisions.admitted += 1
     return CONTINUE
 
 
@@ -154,6 +174,7 @@ class NativeLimiter(RequestStage):
 
     __slots__ = (
         "by_value",
+        "decisions",
         "item_prefixes",
         "keys_seen",
         "limits",
@@ -170,10 +191,15 @@ class NativeLimiter(RequestStage):
     )
 
     def __init__(
-        self, policies: tuple[RateLimitPolicy, ...], route: RouteSpec, store: StateStore
+        self,
+        policies: tuple[RateLimitPolicy, ...],
+        route: RouteSpec,
+        store: StateStore,
+        decisions: RateLimitDecisions | None = None,
     ) -> None:
         self.store = store
         self.synchronous = store.synchronous  # an attribute read, not a class lookup
+        self.decisions = RateLimitDecisions() if decisions is None else decisions
         self.limits = [p.limit for p in policies]
         self.periods = [p.period for p in policies]
         self.names = [p.name for p in policies]
@@ -264,7 +290,7 @@ class NativeLimiter(RequestStage):
     def decided(self, flow: Flow, result: list[float] | None) -> int:
         """The remote store's answer (None: it could not decide)."""
         if result is None:
-            return fail(flow, self.store)
+            return fail(flow, self.store, self.decisions)
         return self.settle(flow, result)
 
     def settle(self, flow: Flow, result: list[float]) -> int:
@@ -280,7 +306,9 @@ class NativeLimiter(RequestStage):
             flow.add_response_line(self.policy_line)
             flow.add_response_line(self.single_line + b"%d;t=%d" % (left, reset))
             if admitted:
+                self.decisions.admitted += 1
                 return CONTINUE
+            self.decisions.refused += 1
             retry = reset if left == 0 else 0
             return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))
         items: list[bytes] = []
@@ -296,5 +324,7 @@ class NativeLimiter(RequestStage):
         flow.add_response_line(self.policy_line)
         flow.add_response_line(b"RateLimit: " + b", ".join(items))
         if admitted:
+            self.decisions.admitted += 1
             return CONTINUE
+        self.decisions.refused += 1
         return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))

@@ -25,13 +25,44 @@ UPSTREAM_ERROR_KINDS = frozenset(
 an address can never reach the report through a careless caller."""
 
 
+RATE_LIMIT_DECISIONS = ("admitted", "refused", "unidentified", "unavailable")
+"""What a route's rate limiter decided: let through (also when the store could not decide and
+``state.on_failure`` is ``open``), refused over the limit, refused for want of the Ocelot
+client id header, refused because the store could not decide (``on_failure: closed``)."""
+
+BREAKER_STATES = ("closed", "half_open", "open")
+"""A circuit breaker's states, least open first (the policy's own names)."""
+
+
+class RateLimitDecisions:
+    """A route's rate-limit decisions, counted by its limiter (one increment per decision)."""
+
+    __slots__ = ("admitted", "refused", "unavailable", "unidentified")
+
+    def __init__(self) -> None:
+        self.admitted = 0
+        self.refused = 0
+        self.unidentified = 0
+        self.unavailable = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "admitted": self.admitted,
+            "refused": self.refused,
+            "unidentified": self.unidentified,
+            "unavailable": self.unavailable,
+        }
+
+
 class RouteStats:
     __slots__ = (
+        "breaker",
         "bytes_in",
         "bytes_out",
         "in_flight",
         "label",
         "latency",
+        "rate_limit",
         "requests",
         "responses",
         "source",
@@ -51,6 +82,13 @@ class RouteStats:
         self.bytes_in = 0
         self.bytes_out = 0
         self.latency = LatencyHistogram()
+        self.rate_limit: RateLimitDecisions | None = None
+        """The route's limiter's decisions (set when the route has a rate limit)."""
+        self.breaker: Callable[[], dict[str, Any]] | None = None
+        """Where the route's circuit breaker is read for the snapshot: its state one-hot
+        over ``BREAKER_STATES`` (``{"closed": 1, "half_open": 0, "open": 0}``, so that
+        workers add up) under ``workers``, and its ``transitions`` by state entered. Set by
+        the gateway when the route has a breaker; None otherwise."""
 
     def begin(self) -> None:
         self.requests += 1
@@ -87,6 +125,8 @@ class RouteStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "latency": self.latency.to_dict(),
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.snapshot(),
+            "circuit_breaker": None if self.breaker is None else self.breaker(),
         }
 
 

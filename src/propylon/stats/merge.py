@@ -1,10 +1,12 @@
 """Adding worker snapshots together, so ``GET /stats`` on any worker answers for all of them.
 
 Counters add; the gateway started when its first worker did and has been up as long as its
-oldest worker; an upstream's last error is the most recent one any worker saw. Routes are
-matched by (label, source) rather than position, so two workers that disagree about the route
-list (a worker restarted onto a new config) still merge into something truthful. The result is
-itself a snapshot, so merging is associative and can be done in any grouping.
+oldest worker; an upstream's last error is the most recent one any worker saw; rate-limit
+decisions and circuit-breaker transitions add, and so do breaker states (each worker's is
+one-hot, so the sum says how many workers have the route's circuit closed, half-open, open).
+Routes are matched by (label, source) rather than position, so two workers that disagree about
+the route list (a worker restarted onto a new config) still merge into something truthful. The
+result is itself a snapshot, so merging is associative and can be done in any grouping.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
             histogram = LatencyHistogram.from_dict(route["latency"])
             into = routes.get(key)
             if into is None:
-                routes[key] = {**route, "responses": list(route["responses"])}
+                routes[key] = {
+                    **route,
+                    "responses": list(route["responses"]),
+                    "rate_limit": _added(None, route.get("rate_limit")),
+                    "circuit_breaker": _added(None, route.get("circuit_breaker")),
+                }
                 histograms[key] = histogram
                 continue
             for name in _ROUTE_COUNTERS:
@@ -69,6 +76,8 @@ def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
             into["responses"] = [
                 a + b for a, b in zip(into["responses"], route["responses"], strict=True)
             ]
+            for name in ("rate_limit", "circuit_breaker"):
+                into[name] = _added(into[name], route.get(name))
             histograms[key].merge(histogram)
         for host, up in snap["upstreams"].items():
             _merge_upstream(merged["upstreams"], host, up)
@@ -79,6 +88,20 @@ def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
         {**route, "latency": histograms[key].to_dict()} for key, route in routes.items()
     ]
     return merged
+
+
+def _added(into: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Counters nested in dicts (rate-limit decisions, breaker states and transitions) added
+    key by key into a fresh dict; None (the route has no such stage) adds nothing."""
+    if more is None:
+        return None if into is None else into
+    out: dict[str, Any] = {} if into is None else dict(into)
+    for name, value in more.items():
+        if isinstance(value, dict):
+            out[name] = _added(out.get(name), value)
+        else:
+            out[name] = int(out.get(name, 0)) + int(value)
+    return out
 
 
 def _merge_upstream(into: dict[str, dict[str, Any]], host: str, up: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 The shape is stable: every key is always present (zeros and nulls rather than missing keys),
 latencies are milliseconds, times are ISO 8601 UTC. Routes are named by their label (a name or
-a template) and their key path in the config file, never by a request path.
+a template) and their key path in the config file, never by a request path. A route without
+a rate limit or a circuit breaker has ``null`` for it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from propylon.stats.counters import BREAKER_STATES, RATE_LIMIT_DECISIONS
 from propylon.stats.histogram import LatencyHistogram
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -35,11 +37,11 @@ PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 
 
 def render_report(snapshot: dict[str, Any], *, workers: int) -> dict[str, Any]:
-    routes = [_route(route) for route in snapshot["routes"]]
-    upstreams = {host: _upstream(up) for host, up in snapshot["upstreams"].items()}
+    routes = [route_report(route) for route in snapshot["routes"]]
+    upstreams = {host: upstream_report(up) for host, up in snapshot["upstreams"].items()}
     return {
         "uptime_seconds": round(snapshot["uptime_seconds"], 3),
-        "started_at": _iso(snapshot["started_at"]),
+        "started_at": iso_time(snapshot["started_at"]),
         "workers": workers,
         "workers_reporting": snapshot["workers_reporting"],
         "totals": _totals(snapshot, routes),
@@ -48,7 +50,7 @@ def render_report(snapshot: dict[str, Any], *, workers: int) -> dict[str, Any]:
         **(
             {
                 "discovery": {
-                    name: {**state, "resolved_at": _iso(state["resolved_at"])}
+                    name: {**state, "resolved_at": iso_time(state["resolved_at"])}
                     for name, state in snapshot["discovery"].items()
                 }
             }
@@ -83,7 +85,7 @@ def _totals(snapshot: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str,
     }
 
 
-def _route(route: dict[str, Any]) -> dict[str, Any]:
+def route_report(route: dict[str, Any]) -> dict[str, Any]:
     histogram = LatencyHistogram.from_dict(route["latency"])
     latency: dict[str, Any] = {"count": histogram.count}
     for name, q in PERCENTILES:
@@ -100,19 +102,39 @@ def _route(route: dict[str, Any]) -> dict[str, Any]:
         "upstream_timeouts": route["upstream_timeouts"],
         "bytes_in": route["bytes_in"],
         "bytes_out": route["bytes_out"],
+        "rate_limit": _rate_limit(route.get("rate_limit")),
+        "circuit_breaker": _breaker(route.get("circuit_breaker")),
     }
 
 
-def _upstream(up: dict[str, Any]) -> dict[str, Any]:
+def _rate_limit(decisions: dict[str, Any] | None) -> dict[str, int] | None:
+    """The route's limiter's decisions (None: the route has no rate limit)."""
+    if decisions is None:
+        return None
+    return {name: int(decisions.get(name, 0)) for name in RATE_LIMIT_DECISIONS}
+
+
+def _breaker(breaker: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The route's circuit: the most open state any worker has it in (each worker has its
+    own breaker), how many workers have it in each state, transitions by state entered."""
+    if breaker is None:
+        return None
+    workers = {name: int(breaker["workers"].get(name, 0)) for name in BREAKER_STATES}
+    transitions = {name: int(breaker["transitions"].get(name, 0)) for name in BREAKER_STATES}
+    state = next((name for name in reversed(BREAKER_STATES) if workers[name]), None)
+    return {"state": state, "workers": workers, "transitions": transitions}
+
+
+def upstream_report(up: dict[str, Any]) -> dict[str, Any]:
     report = {
         "requests": up["requests"],
         "errors": up["errors"],
         "last_error": up["last_error"],
-        "last_error_at": _iso(up["last_error_at"]),
+        "last_error_at": iso_time(up["last_error_at"]),
     }
     health = up.get("health")
     if health is not None:
-        report["health"] = {**health, "ejected_until": _iso(health["ejected_until"])}
+        report["health"] = {**health, "ejected_until": iso_time(health["ejected_until"])}
     return report
 
 
@@ -120,7 +142,7 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 3)
 
 
-def _iso(timestamp: float | None) -> str | None:
+def iso_time(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     moment = datetime.fromtimestamp(timestamp, tz=UTC)
