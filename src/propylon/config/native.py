@@ -33,6 +33,7 @@ from propylon.config.model import (
     DownstreamHost,
     IpRules,
     RateLimitPolicy,
+    RetrySpec,
     RouteSpec,
 )
 from propylon.config.native_access import OFF, read_cors, read_ip_rules
@@ -70,6 +71,7 @@ TOP_LEVEL = (
     "cors",
     "state",
     "rate_limits",
+    "retries",
     "assertion",
     "admin",
     "routes",
@@ -117,6 +119,7 @@ class _Route(Strict):
     rate_limits: Any = None
     assertion: bool | RouteAssertion | None = None
     circuit_breaker: Any = None
+    retries: Any = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -143,7 +146,10 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
-    defaults = _Defaults(glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None)
+    retry_default = native_resilience.retries(data.get("retries"), ("retries",), diag, RetrySpec())
+    defaults = _Defaults(
+        glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None, retry_default
+    )
     limit_defaults = read_rate_limits(
         data.get("rate_limits"), ("rate_limits",), diag, per_route=False
     )
@@ -280,11 +286,14 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
 class _Defaults:
     """What the top level gives every route that does not say otherwise."""
 
-    __slots__ = ("cors", "ip_rules")
+    __slots__ = ("cors", "ip_rules", "retries")
 
-    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None) -> None:
+    def __init__(
+        self, ip_rules: IpRules | None, cors: CorsPolicy | None, retries: RetrySpec
+    ) -> None:
         self.ip_rules = ip_rules
         self.cors = cors
+        self.retries = retries
 
 
 def _read_routes(
@@ -412,6 +421,7 @@ def _compile(
     breaker = native_resilience.circuit_breaker(
         route.circuit_breaker, (*loc, "circuit_breaker"), diag
     )
+    retries = native_resilience.retries(route.retries, (*loc, "retries"), diag, defaults.retries)
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -445,6 +455,7 @@ def _compile(
         ejection=ejection,
         health_check=health_check,
         breaker=breaker,
+        retries=retries,
     )
 
 

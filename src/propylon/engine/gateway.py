@@ -47,6 +47,7 @@ from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
 from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.retry import RetryPolicy
 from propylon.upstream.selector import Tables, selector_for
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ log = logging.getLogger("propylon")
 # TRACE would echo back the identity and forwarding headers the gateway sets; CONNECT is a
 # tunnel (the parser refuses it first; this is the second line). Refused on every route.
 REFUSED_METHODS = frozenset({b"TRACE", b"CONNECT"})
-UPSTREAM_IDLE_TIMEOUT = 30.0
 DECISION_CACHE_SIZE = 4096
 # Decisions are remembered only for request targets and hosts up to these sizes, so the
 # cache holds at most DECISION_CACHE_SIZE * ~1.3 KiB of keys (plus their downstream targets,
@@ -122,8 +122,10 @@ class Gateway(Handler, Ending):
                 key[2],
                 max_idle=limits.upstream_pool_size,
                 connect_timeout=limits.connect_timeout,
-                idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+                idle_timeout=limits.upstream_idle_timeout,
                 stats=self.stats.upstreams[f"{key[1]}:{key[2]}"],
+                max_connections=limits.upstream_max_connections,
+                queue_limit=limits.upstream_queue,
             )
             for key in hosts
         }
@@ -165,6 +167,11 @@ class Gateway(Handler, Ending):
                     route_response_stages(route.spec, self.site),
                 ),
                 allow_underscores=config.forwarding.allow_underscores,
+                retry=(
+                    RetryPolicy(route.spec.retries, self.loop.time)
+                    if route.spec.retries.attempts > 1
+                    else None
+                ),
             )
             self.plans.append(plan)
         # Stages shared by several routes start and stop once.
@@ -182,7 +189,7 @@ class Gateway(Handler, Ending):
         self.watchdog = Watchdog(self.loop)
         self.fault_log = FaultLog()
         self.exchange_context = ExchangeContext(
-            self.watchdog, self.fault_log, self.request_id.lower
+            self.watchdog, self.fault_log, self.request_id.lower, limits.upstream_queue_timeout
         )
         self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
         self._host_sensitive = any(spec.upstream_host for spec in config.routes)

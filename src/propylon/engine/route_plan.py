@@ -9,6 +9,7 @@ from __future__ import annotations
 from propylon.plane.chain import Chain
 from propylon.routing import CompiledRoute
 from propylon.stats import RouteStats
+from propylon.upstream.retry import RetryPolicy
 from propylon.upstream.selector import Selector
 
 
@@ -17,6 +18,8 @@ class RoutePlan:
         "allow_underscores",
         "chain",
         "index",
+        "replay_limit",
+        "retry",
         "route",
         "selector",
         "stats",
@@ -32,6 +35,7 @@ class RoutePlan:
         chain: Chain,
         *,
         allow_underscores: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.route = route
         self.index = route.index
@@ -46,3 +50,8 @@ class RoutePlan:
         self.selector = selector
         self.tracking = selector.tracking
         """The selector counts in-flight requests: each exchange's end releases its host."""
+        self.retry = retry
+        """When a failed try goes again (None: never)."""
+        self.replay_limit = retry.replay_limit if retry is not None else -1
+        """The largest request body kept for a replay; -1: none (read on every request
+        with a body, so a route that replays nothing keeps nothing)."""
