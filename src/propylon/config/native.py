@@ -422,6 +422,12 @@ def _compile(
         route.circuit_breaker, (*loc, "circuit_breaker"), diag
     )
     retries = native_resilience.retries(route.retries, (*loc, "retries"), diag, defaults.retries)
+    per_try = retries.per_try_timeout
+    if route.retries is not None and per_try is not None and per_try >= route.timeout:
+        diag.warning(
+            (*loc, "retries", "per_try_timeout"),
+            f"has no effect: the route's timeout ({route.timeout:g}s) ends every try first",
+        )
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
