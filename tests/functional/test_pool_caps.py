@@ -6,7 +6,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from propylon.config.model import BalancerSpec, DownstreamHost, EjectionSpec, Limits
+from propylon.config.model import (
+    BalancerSpec,
+    DownstreamHost,
+    EjectionSpec,
+    HealthCheckSpec,
+    Limits,
+)
 from propylon.errors import envelope
 from tests.support.client import request
 from tests.support.gateway import config, route, running
@@ -214,4 +220,42 @@ async def test_idle_connections_close_after_the_configured_idle_timeout() -> Non
             # The sweep runs every idle_timeout: closed within two of them.
             assert loop.time() - started < 1.0
     finally:
+        await up.close()
+
+
+async def test_a_queued_request_leaves_when_an_active_check_takes_its_host_out() -> None:
+    """The host's only connection hangs, a request queues behind it, then the host fails
+    its health check: the queued request is answered 503 at the next watchdog tick, not
+    after its queue timeout (the route's only host: nowhere else to go)."""
+    held = Held()
+    up = await held.upstream.start()
+    spec = route(
+        "/x",
+        up.port,
+        health_check=HealthCheckSpec(interval=5.0, timeout=0.5, unhealthy_threshold=1),
+    )
+    limits = Limits(upstream_max_connections=1, upstream_queue=5, upstream_queue_timeout=10.0)
+    try:
+        async with running(config(spec, limits=limits)) as gw:
+            first = asyncio.create_task(request(gw.port, "GET", "/x"))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            queued = asyncio.create_task(request(gw.port, "GET", "/x"))
+            r = await queued
+            # The check (held too) times out after 0.5 s: the host is down, the queued
+            # request leaves the queue at once.
+            assert (r.status, r.json()) == (
+                503,
+                {
+                    "code": 521,
+                    "codemessage": "UpstreamUnavailable",
+                    "message": "No upstream host is available.",
+                },
+            )
+            assert 0.4 < loop.time() - started < 3.0
+            assert gw.stats.upstreams[f"127.0.0.1:{up.port}"].queue_timeouts == 0
+            held.release.set()
+            assert (await first).status == 200
+    finally:
+        held.release.set()
         await up.close()

@@ -144,7 +144,6 @@ class Exchange(ResponseSink, PoolWaiter):
         "head",
         "keep_alive",
         "kept",
-        "kept_size",
         "loop",
         "plan",
         "pool",
@@ -155,7 +154,6 @@ class Exchange(ResponseSink, PoolWaiter):
         "started",
         "status",
         "tried",
-        "tries",
         "try_until",
         "upstream",
         "watchdog",
@@ -195,16 +193,15 @@ class Exchange(ResponseSink, PoolWaiter):
         """Request body bytes written upstream (not counting chunked framing)."""
         self.body_ended = False
         """The terminating chunk of a chunked request body was written upstream."""
-        self.tries = 1
         self.tried: list[UpstreamPool] | None = None
-        """The hosts of the tries before the current one (only once there was a retry)."""
+        """The hosts of the tries before the current one (None until the first retry)."""
         self.try_until = 0.0
         """When the current try's per-try timeout ends (0.0: it has none)."""
         self.queued_until = 0.0
         """When the current try stops waiting in its pool's queue (0.0: it does not wait)."""
         self.kept: list[bytes] | None = None
-        """The body chunks written upstream, kept for a replay (None: nothing is kept)."""
-        self.kept_size = 0
+        """The body chunks written upstream in this try, kept for a replay (None: nothing
+        is kept). Their size is ``body_sent``."""
         self._timeout = plan.timeout
         self._last_activity = started
         self.watchdog = context.watchdog
@@ -214,28 +211,53 @@ class Exchange(ResponseSink, PoolWaiter):
 
     # -- start ------------------------------------------------------------------------------
     def start(self) -> None:
-        self.plan.stats.begin()
+        """Begin the exchange with its first try on ``self.pool``: an idle connection, else
+        a new one, else a place in the pool's queue."""
+        plan = self.plan
+        plan.stats.begin()
         self.watchdog.watch(self)
-        self._try()
-
-    def _try(self) -> None:
-        """Begin a try on ``self.pool``: an idle connection, a new one, or the queue."""
-        pool = self.pool
-        retry = self.plan.retry
-        if (
-            retry is not None
-            and retry.per_try_timeout > 0.0
-            and self.request.method in retry.methods
-        ):
-            # Only a try that may go again is cut short: any other waits out the route's
-            # timeout as it would without retries.
-            self.try_until = self.watchdog.now + retry.per_try_timeout
-            self.deadline = min(self.deadline, self.try_until)
-        conn = pool.take_idle()
+        if plan.prepares_tries:
+            self._prepare_try()
+        conn = self.pool.take_idle()
         if conn is not None:
             self._attach(conn)
-        elif pool.reserve():
-            self.loop.create_task(self._connect(self.tries))
+        else:
+            self._open()
+
+    def _next_try(self) -> None:
+        """A retry's backoff is over: the next try, as ``start`` begins the first."""
+        if self.done:
+            return
+        if self.plan.prepares_tries:
+            self._prepare_try()
+        conn = self.pool.take_idle()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._open()
+
+    def _prepare_try(self) -> None:
+        """What a try of a method the route retries after it was sent needs: its per-try
+        deadline, and a copy of the body it writes (the same bytes objects, not copies),
+        when the body is small enough to be replayed. Other tries need neither: they wait
+        out the route's timeout, and are never replayed."""
+        plan = self.plan
+        retry = plan.retry
+        request = self.request
+        if retry is None or request.method not in retry.methods:
+            return
+        if plan.per_try_timeout > 0.0:
+            self.try_until = self.watchdog.now + plan.per_try_timeout
+            self.deadline = min(self.deadline, self.try_until)
+        limit = plan.replay_limit
+        if limit >= 0 and request.has_body and (request.content_length or 0) <= limit:
+            self.kept = []
+
+    def _open(self) -> None:
+        """No idle connection: a new one if the pool's cap allows, else the queue."""
+        pool = self.pool
+        if pool.reserve():
+            self.loop.create_task(self._connect(self._try_number()))
         elif pool.enqueue(self):
             now = self.watchdog.now
             self.queued_until = now + self.context.queue_timeout
@@ -248,7 +270,7 @@ class Exchange(ResponseSink, PoolWaiter):
     def pool_granted(self, conn: UpstreamConnection | None) -> None:
         self.queued_until = 0.0
         pool = self.pool
-        if not pool.health.available(self.watchdog.now):
+        if self._host_out(self.watchdog.now):
             # Taken out while this waited (the failure that freed the slot, often): what
             # it was given goes to the next in line, and this try to another host.
             if conn is not None:
@@ -260,7 +282,7 @@ class Exchange(ResponseSink, PoolWaiter):
         if conn is not None:
             self._attach(conn)
         else:
-            self.loop.create_task(self._connect(self.tries))
+            self.loop.create_task(self._connect(self._try_number()))
 
     async def _connect(self, attempt: int) -> None:
         pool = self.pool
@@ -281,14 +303,14 @@ class Exchange(ResponseSink, PoolWaiter):
         except OSError:
             self._connect_failed(attempt, "unreachable")
             return
-        if self.done or attempt != self.tries:
+        if self.done or attempt != self._try_number():
             # The exchange ended, or gave this try up (per-try timeout) while it connected.
             pool.release(conn)
             return
         self._attach(conn)
 
     def _connect_failed(self, attempt: int, kind: str) -> None:
-        if not self.done and attempt == self.tries:
+        if not self.done and attempt == self._try_number():
             self._try_failed(kind, UNSENT)
 
     def _attach(self, conn: UpstreamConnection) -> None:
@@ -297,12 +319,6 @@ class Exchange(ResponseSink, PoolWaiter):
         request = self.request
         conn.begin(self, request.method == b"HEAD")
         conn.write(self.head)
-        limit = self.plan.replay_limit
-        if limit >= 0 and request.has_body and (request.content_length or 0) <= limit:
-            # The route may send this body again: keep what is written (the same bytes
-            # objects, not copies), up to the limit.
-            self.kept = []
-            self.kept_size = 0
         if request.body:
             for chunk in request.body:
                 self._send_body(conn, chunk)
@@ -327,8 +343,7 @@ class Exchange(ResponseSink, PoolWaiter):
         self.body_sent += len(chunk)
         kept = self.kept
         if kept is not None:
-            self.kept_size += len(chunk)
-            if self.kept_size > self.plan.replay_limit:
+            if self.body_sent > self.plan.replay_limit:
                 self.kept = None  # a streamed upload: never sent twice
             else:
                 kept.append(chunk)
@@ -510,7 +525,7 @@ class Exchange(ResponseSink, PoolWaiter):
         request = self.request
         if (
             retry is None
-            or self.tries >= retry.attempts
+            or self._try_number() >= retry.attempts
             or not retry.qualifies(failure, request.method, request.has_body)
         ):
             return False
@@ -556,18 +571,26 @@ class Exchange(ResponseSink, PoolWaiter):
         if pool.host_header != tried.host_header:
             self.head = with_host(self.head, tried.host_header, pool.host_header)
         self.pool = pool
-        self.tries += 1
         self.try_until = 0.0
-        delay = retry.delay(self.tries - 1)
+        delay = retry.delay(self._try_number() - 1)
         if delay > 0.0:
             self.loop.call_later(delay, self._next_try)
         else:
             self.loop.call_soon(self._next_try)
         return True
 
-    def _next_try(self) -> None:
-        if not self.done:
-            self._try()
+    def _try_number(self) -> int:
+        """1 for the first try, 2 for the first retry, ..."""
+        tried = self.tried
+        return 1 if tried is None else len(tried) + 1
+
+    def _host_out(self, now: float) -> bool:
+        """Whether the current try's host is out of this route now, as its selector judges:
+        a route's only host is out only when its active checks say so (``Only``)."""
+        health = self.pool.health
+        if len(self.plan.selector.pools) == 1:
+            return health.checked_down
+        return not health.available(now)
 
     def _leave_queue(self) -> None:
         self.queued_until = 0.0
@@ -627,7 +650,7 @@ class Exchange(ResponseSink, PoolWaiter):
                 self.pool.stats.queue_timeouts += 1
                 self._try_failed("busy", UNSENT)
                 return
-            if not self.pool.health.available(now):
+            if self._host_out(now):
                 self._leave_queue()
                 self._try_failed("out", UNSENT)
                 return

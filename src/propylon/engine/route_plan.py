@@ -18,6 +18,8 @@ class RoutePlan:
         "allow_underscores",
         "chain",
         "index",
+        "per_try_timeout",
+        "prepares_tries",
         "replay_limit",
         "retry",
         "route",
@@ -53,5 +55,10 @@ class RoutePlan:
         self.retry = retry
         """When a failed try goes again (None: never)."""
         self.replay_limit = retry.replay_limit if retry is not None else -1
-        """The largest request body kept for a replay; -1: none (read on every request
-        with a body, so a route that replays nothing keeps nothing)."""
+        """The largest request body kept for a replay; -1: none (a route that replays
+        nothing keeps nothing)."""
+        self.per_try_timeout = retry.per_try_timeout if retry is not None else 0.0
+        """Seconds a retryable try may wait for its answer's head; 0.0: no per-try limit."""
+        self.prepares_tries = self.per_try_timeout > 0.0 or self.replay_limit >= 0
+        """Tries of this route may need a per-try deadline or a kept body (one flag read
+        per request; False on routes that list no ``retries.methods``)."""

@@ -149,13 +149,15 @@ class UpstreamPool(ConnectionOwner):
 
     def release(self, conn: UpstreamConnection) -> None:
         transport = conn.transport
-        usable = not (self._closed or conn.broken or transport is None or transport.is_closing())
-        if usable and self.queue:
+        if self._closed or conn.broken or transport is None or transport.is_closing():
+            conn.close()
+            return
+        if self.queue:
             # Someone waits: the connection goes straight to the first in line.
             conn.reused = True
             self.queue.popleft().pool_granted(conn)
             return
-        if not usable or len(self._idle) >= self._max_idle:
+        if len(self._idle) >= self._max_idle:
             conn.close()
             return
         loop = self._loop or asyncio.get_running_loop()
