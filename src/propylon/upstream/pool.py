@@ -78,6 +78,8 @@ class UpstreamPool(ConnectionOwner):
         """Connections open or being opened (counted against ``max_connections``)."""
         self.queue_limit = queue_limit
         self.queue: deque[PoolWaiter] = deque()
+        self.waiting = 0
+        """``len(queue)``, as a native int: every response's ``release`` reads it."""
 
     def take_idle(self) -> UpstreamConnection | None:
         idle = self._idle
@@ -100,15 +102,17 @@ class UpstreamPool(ConnectionOwner):
 
     def enqueue(self, waiter: PoolWaiter) -> bool:
         """Wait for a connection or a slot; False when the queue is full."""
-        if len(self.queue) >= self.queue_limit:
+        if self.waiting >= self.queue_limit:
             return False
         self.queue.append(waiter)
+        self.waiting += 1
         return True
 
     def leave(self, waiter: PoolWaiter) -> None:
         """``waiter`` no longer waits (it timed out, or its client left)."""
         with contextlib.suppress(ValueError):
             self.queue.remove(waiter)
+            self.waiting -= 1
 
     async def connect(self) -> UpstreamConnection:
         """Open a connection in a slot ``reserve`` gave; the slot is free again when the
@@ -143,18 +147,19 @@ class UpstreamPool(ConnectionOwner):
 
     def _slot_freed(self) -> None:
         self.open -= 1
-        queue = self.queue
-        if queue and not self._closed and self.reserve():
-            queue.popleft().pool_granted(None)
+        if self.waiting and not self._closed and self.reserve():
+            self.waiting -= 1
+            self.queue.popleft().pool_granted(None)
 
     def release(self, conn: UpstreamConnection) -> None:
         transport = conn.transport
         if self._closed or conn.broken or transport is None or transport.is_closing():
             conn.close()
             return
-        if self.queue:
+        if self.waiting:
             # Someone waits: the connection goes straight to the first in line.
             conn.reused = True
+            self.waiting -= 1
             self.queue.popleft().pool_granted(conn)
             return
         if len(self._idle) >= self._max_idle:
