@@ -39,12 +39,14 @@ COMPILED = [
     "src/propylon/state/store.py",
     "src/propylon/state/memory.py",
     "src/propylon/state/shared.py",
-    # toward the upstreams: connections, pools, request heads, the balancers, host health
+    # toward the upstreams: connections, pools, request heads, the balancers, host health,
+    # retries
     "src/propylon/upstream/connection.py",
     "src/propylon/upstream/pool.py",
     "src/propylon/upstream/head.py",
     "src/propylon/upstream/selector.py",
     "src/propylon/upstream/health.py",
+    "src/propylon/upstream/retry.py",
     # the circuit breaker: its state and its two stages
     "src/propylon/policies/circuit_breaker.py",
     "src/propylon/stages/breaker.py",

@@ -75,6 +75,11 @@ CIRCUIT_OPEN = ErrorKind(
 )
 """The route's circuit breaker is open (or half-open with its one probe in flight);
 ``Retry-After`` says when it lets a request through again."""
+UPSTREAM_BUSY = ErrorKind(
+    503, 527, "UpstreamBusy", "The upstream service is at its connection limit; try again shortly."
+)
+"""Every connection the worker may open to the host is in use and the request could not
+wait for one: the host's queue was full, or it waited ``limits.upstream_queue_timeout``."""
 BAD_UPSTREAM_RESPONSE = ErrorKind(
     502, 523, "BadUpstreamResponse", "The upstream service sent an invalid response."
 )

@@ -108,6 +108,8 @@ def test_gateway_snapshot_is_plain_json_with_everything_counted() -> None:
     assert snap["upstreams"]["10.0.0.2:81"] == {
         "requests": 1,
         "errors": 1,
+        "queue_full": 0,
+        "queue_timeouts": 0,
         "last_error": "timeout",
         "last_error_at": 1_700_000_000.0,
     }

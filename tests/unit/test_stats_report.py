@@ -104,6 +104,8 @@ def test_merge_adds_counters_and_keeps_oldest_start_and_latest_error() -> None:
     assert merged["upstreams"][HOSTS[1]] == {
         "requests": 0,
         "errors": 2,
+        "queue_full": 0,
+        "queue_timeouts": 0,
         "last_error": "reset",
         "last_error_at": 50.0,
     }
@@ -185,6 +187,8 @@ def test_report_shape_and_values() -> None:
         "latency_ms",
         "upstream_errors",
         "upstream_timeouts",
+        "retries",
+        "retries_refused",
         "bytes_in",
         "bytes_out",
         "rate_limit",
@@ -206,6 +210,8 @@ def test_report_shape_and_values() -> None:
     assert report["upstreams"][HOSTS[0]] == {
         "requests": 0,
         "errors": 0,
+        "queue_full": 0,
+        "queue_timeouts": 0,
         "last_error": None,
         "last_error_at": None,
     }

@@ -230,3 +230,20 @@ def test_weighted_and_round_robin_selectors_carry_their_state_and_no_hosts_is_a_
     grown.adopt(weighted)
     assert grown.current[:2] == weighted.current and grown.current[2] == 0  # type: ignore[attr-defined]
     assert selector_for(BalancerSpec(), [], clock, Tables()).pick(Request()) is None
+
+
+def test_later_retries_avoid_every_host_tried_while_another_is_available() -> None:
+    clock = Clock()
+    pools = _pools(1, 2, 3)
+    request = Request(x_tenant="acme")
+    for kind in ("first", "hash", "round_robin", "least_connection", "power_of_two"):
+        selector = selector_for(BalancerSpec(kind=kind, key="x-tenant"), pools, clock, Tables())
+        first = selector.pick(request)
+        assert first is not None
+        second = selector.pick_again(request, first)
+        assert second is not None
+        third = selector.pick_again(request, second, [first])
+        assert {first, second, third} == set(pools), kind
+        # Every host tried: the next after the last one tried, rather than none.
+        fourth = selector.pick_again(request, third, [first, second])
+        assert fourth is not None and fourth is not third, kind

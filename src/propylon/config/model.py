@@ -284,6 +284,47 @@ class BreakerSpec:
     sampling_duration: float = 10.0
 
 
+RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""RFC 9110 s.9.2.2's idempotent methods (TRACE is refused on every route)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySpec:
+    """When a request is sent again after its try failed before any byte of an answer
+    (``upstream/retry.py``).
+
+    Always (``attempts`` > 1): a failure that provably left the upstream untouched (the
+    connection was never made: refused, unreachable, DNS, TLS, connect timeout; the host's
+    pool queue was full or timed out; the host was taken out while the request queued), for
+    every method, with the body the gateway still holds; and a reused keep-alive connection
+    closed or reset before any byte of the answer, for a body-less idempotent request (the
+    keep-alive race, RFC 9112 s.9.3.1). ``methods``: also any other failure before the
+    answer's first byte (a reset or close of a fresh connection, ``per_try_timeout``), for
+    these methods only, replaying a body of at most ``replay_body_bytes``."""
+
+    attempts: int = 2
+    """Tries in all, the first included: 1 never retries."""
+    methods: frozenset[str] = frozenset()
+    """Upper-case methods retried after a failure the upstream may have seen."""
+    per_try_timeout: float | None = None
+    """Seconds a try may wait for its answer's head before it is abandoned (and retried
+    when its method is in ``methods``); None: only the route's timeout."""
+    backoff: float = 0.025
+    """Base of the jittered exponential backoff: before retry n, a uniformly random wait
+    in [0, backoff * 2**(n-1)], at most ``backoff_max``."""
+    backoff_max: float = 0.25
+    replay_body_bytes: int = 64 * 1024
+    """The largest request body kept for a replay; a larger one is a streamed upload, never
+    sent twice."""
+    budget_ratio: float = 0.2
+    """Retries of the route (per worker) are at most this share of its requests ..."""
+    budget_floor: float = 3.0
+    """... plus this many per second, so a quiet route can still retry."""
+
+
+NO_RETRIES = RetrySpec(attempts=1)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
     """One route, independent of the format it was written in.
@@ -370,6 +411,8 @@ class RouteSpec:
     """Seconds between re-resolutions of this route's host names (DNS discovery,
     ``upstream/discovery.py``): each name is then as many targets as it has addresses.
     None: names are not discovered (the system resolves them when a connection opens)."""
+    retries: RetrySpec = RetrySpec()
+    """When a failed try is sent again (``NO_RETRIES``: never)."""
     assertion_audience: str | None = None
     """The ``aud`` of the signed gateway assertion this route sends upstream (the service's
     name); ``None``: the route sends none (assertions off, a public route, or opted out).
@@ -426,6 +469,17 @@ class Limits:
     """Bytes per second a request body must average once ``body_rate_grace`` seconds have
     passed since its head (408 below it; 0 turns the check off). Slow-body defence."""
     body_rate_grace: float = 10.0
+    upstream_idle_timeout: float = 30.0
+    """Seconds an idle keep-alive connection to a downstream host is kept before it is
+    closed (shorter than the upstream's own keep-alive timeout narrows the reuse race)."""
+    upstream_max_connections: int = 1024
+    """Connections (in use, idle or opening) one worker keeps to one downstream host;
+    0: no cap. Beyond it requests wait in the host's queue."""
+    upstream_queue: int = 1024
+    """Requests that may wait for a connection to one host (per worker); when it is full,
+    the next is refused at once (503 UpstreamBusy, or another host when it may retry)."""
+    upstream_queue_timeout: float = 5.0
+    """Seconds a request waits in a host's queue before the same refusal."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from propylon.config.model import (
     DownstreamHost,
     IpRules,
     RateLimitPolicy,
+    RetrySpec,
     RouteSpec,
 )
 from propylon.config.native_access import OFF, read_cors, read_ip_rules
@@ -72,6 +73,7 @@ TOP_LEVEL = (
     "cors",
     "state",
     "rate_limits",
+    "retries",
     "assertion",
     "admin",
     "dns",
@@ -121,6 +123,7 @@ class _Route(Strict):
     rate_limits: Any = None
     assertion: bool | RouteAssertion | None = None
     circuit_breaker: Any = None
+    retries: Any = None
 
 
 def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
@@ -148,8 +151,12 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
     resolver = dns.read_dns(data.get("dns"), ("dns",), diag)
+    retry_default = native_resilience.retries(data.get("retries"), ("retries",), diag, RetrySpec())
     defaults = _Defaults(
-        glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None, resolver
+        glob_ip,
+        glob_cors if isinstance(glob_cors, CorsPolicy) else None,
+        resolver,
+        retry_default,
     )
     limit_defaults = read_rate_limits(
         data.get("rate_limits"), ("rate_limits",), diag, per_route=False
@@ -288,12 +295,19 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
 class _Defaults:
     """What the top level gives every route that does not say otherwise."""
 
-    __slots__ = ("cors", "dns", "ip_rules")
+    __slots__ = ("cors", "dns", "ip_rules", "retries")
 
-    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None, dns: DnsSpec) -> None:
+    def __init__(
+        self,
+        ip_rules: IpRules | None,
+        cors: CorsPolicy | None,
+        dns: DnsSpec,
+        retries: RetrySpec,
+    ) -> None:
         self.ip_rules = ip_rules
         self.cors = cors
         self.dns = dns
+        self.retries = retries
 
 
 def _read_routes(
@@ -422,6 +436,13 @@ def _compile(
     breaker = native_resilience.circuit_breaker(
         route.circuit_breaker, (*loc, "circuit_breaker"), diag
     )
+    retries = native_resilience.retries(route.retries, (*loc, "retries"), diag, defaults.retries)
+    per_try = retries.per_try_timeout
+    if route.retries is not None and per_try is not None and per_try >= route.timeout:
+        diag.warning(
+            (*loc, "retries", "per_try_timeout"),
+            f"has no effect: the route's timeout ({route.timeout:g}s) ends every try first",
+        )
     if any(p.severity == "error" for p in diag.problems[errors:]) or upstream is None:
         return None
     priority = route.priority
@@ -456,6 +477,7 @@ def _compile(
         health_check=health_check,
         breaker=breaker,
         discovery=discovery,
+        retries=retries,
     )
 
 

@@ -12,6 +12,9 @@ downstream:
                  unhealthy_threshold: 2}
 circuit_breaker: {minimum_throughput: 5, break_duration: 10s}     # count mode
 # {failure_ratio: 0.5, minimum_throughput: 20, sampling_duration: 10s, break_duration: 5s}
+retries: {attempts: 3, methods: [GET, PUT], per_try_timeout: 2s, backoff: 25ms,
+          backoff_max: 250ms, replay_body_bytes: 65536,
+          budget: {ratio: 0.2, min_per_second: 3}}                # false: never retry
 ```
 
 Every problem names its key path; durations are ``1s``-style text or seconds.
@@ -22,14 +25,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from propylon.config import durations
+from propylon.config import durations, values
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
 from propylon.config.model import (
     BALANCERS,
+    NO_RETRIES,
+    RETRY_METHODS,
     BalancerSpec,
     BreakerSpec,
     EjectionSpec,
     HealthCheckSpec,
+    RetrySpec,
 )
 
 T = TypeVar("T")
@@ -82,6 +88,26 @@ def _positive_seconds(value: object) -> float:
     if seconds <= 0:
         raise ValueError(f"must be more than 0, got {value!r}")
     return seconds
+
+
+def _non_negative_seconds(value: object) -> float:
+    return durations.seconds(value)
+
+
+def _share(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number in [0, 1], got {kind_of(value)}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of retries per second, got {kind_of(value)}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"must be 0 or more, got {value}")
+    return float(value)
 
 
 def _ratio(value: object) -> float:
@@ -219,3 +245,82 @@ def circuit_breaker(raw: object, at: Loc, diag: Diagnostics) -> BreakerSpec | No
             fields, "sampling_duration", at, diag, _positive_seconds, default.sampling_duration
         ),
     )
+
+
+RETRY_KEYS = (
+    "attempts",
+    "methods",
+    "per_try_timeout",
+    "backoff",
+    "backoff_max",
+    "replay_body_bytes",
+    "budget",
+)
+
+
+def retries(raw: object, at: Loc, diag: Diagnostics, default: RetrySpec) -> RetrySpec:
+    """A ``retries`` block (a route's, or the top level's ``default`` for every route).
+    ``false`` never retries; a block starts from propylon's defaults, not the top level's:
+    what a route says is all of its policy."""
+    if raw is None:
+        return default
+    if raw is False:
+        return NO_RETRIES
+    if raw is True:
+        raw = {}
+    fields = _object(raw, at, diag, RETRY_KEYS)
+    base = RetrySpec()
+    methods = frozenset(sorted(RETRY_METHODS))
+    if "methods" in fields:
+        methods = _methods(fields["methods"], (*at, "methods"), diag)
+    per_try = _value(fields, "per_try_timeout", at, diag, _positive_seconds, 0.0)
+    backoff = _value(fields, "backoff", at, diag, _non_negative_seconds, base.backoff)
+    backoff_max = _value(
+        fields, "backoff_max", at, diag, _non_negative_seconds, max(base.backoff_max, backoff)
+    )
+    if backoff_max < backoff:
+        diag.error((*at, "backoff_max"), f"must not be below backoff ({backoff:g}s)")
+    ratio, floor = base.budget_ratio, base.budget_floor
+    if "budget" in fields:
+        budget = _object(fields["budget"], (*at, "budget"), diag, ("ratio", "min_per_second"))
+        ratio = _value(budget, "ratio", (*at, "budget"), diag, _share, ratio)
+        floor = _value(budget, "min_per_second", (*at, "budget"), diag, _rate, floor)
+    return RetrySpec(
+        attempts=_value(fields, "attempts", at, diag, _count(1), base.attempts),
+        methods=methods,
+        per_try_timeout=per_try or None,
+        backoff=backoff,
+        backoff_max=backoff_max,
+        replay_body_bytes=_value(
+            fields, "replay_body_bytes", at, diag, _count(0), base.replay_body_bytes
+        ),
+        budget_ratio=ratio,
+        budget_floor=floor,
+    )
+
+
+def _methods(raw: object, at: Loc, diag: Diagnostics) -> frozenset[str]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        diag.error(at, f"must be a list of methods, got {kind_of(raw)}")
+        return frozenset()
+    out: set[str] = set()
+    for i, name in enumerate(raw):
+        if not isinstance(name, str):
+            diag.error((*at, i), f"must be a method name, got {kind_of(name)}")
+            continue
+        try:
+            method = values.http_method(name)
+        except ValueError as exc:
+            diag.error((*at, i), str(exc))
+            continue
+        if method not in RETRY_METHODS:
+            # Allowed: the operator knows the service (an idempotency key, say); said aloud.
+            diag.warning(
+                (*at, i),
+                f"{method} is not idempotent: a retry after a failure the upstream may have "
+                "seen can apply it twice",
+            )
+        out.add(method)
+    return frozenset(out)

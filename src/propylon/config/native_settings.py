@@ -78,6 +78,10 @@ class _Limits(Strict):
     connect_timeout: Seconds = _LIMITS.connect_timeout
     drain_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _LIMITS.drain_timeout
     upstream_pool_size: Annotated[int, Field(ge=0)] = _LIMITS.upstream_pool_size
+    upstream_idle_timeout: Seconds = _LIMITS.upstream_idle_timeout
+    upstream_max_connections: Annotated[int, Field(ge=0)] = _LIMITS.upstream_max_connections
+    upstream_queue: Annotated[int, Field(ge=0)] = _LIMITS.upstream_queue
+    upstream_queue_timeout: Seconds = _LIMITS.upstream_queue_timeout
     token_cache_size: Annotated[int, Field(ge=0)] = _LIMITS.token_cache_size
 
 

@@ -171,6 +171,8 @@ class DiscoveredHosts:
                         idle_timeout=self.idle_timeout,
                         stats=stats,
                         address=address,
+                        max_connections=limits.upstream_max_connections,
+                        queue_limit=limits.upstream_queue,
                     )
                     if ejection is not None:
                         pool.health.apply(ejection)

@@ -8,6 +8,12 @@ arrive, each side pausing the other when its transport buffer fills (flow contro
 Failure rules (design.md s.4): before the client has seen a response head, any upstream fault
 becomes a JSON error (502, or 504 for a timeout); after it, the client connection is cut, so a
 truncated body is never passed off as a whole one.
+
+A request may take several tries (``upstream/retry.py`` says which failures qualify): a try
+that failed before any byte of an answer goes again, after a jittered backoff, on the host
+the route's selector picks next, while the exchange, its client and its stats stay the same.
+A try begins with an idle connection of the host's pool, else a new one if the pool's cap
+allows, else a place in the pool's queue (``upstream/pool.py``).
 """
 
 from __future__ import annotations
@@ -23,16 +29,17 @@ from propylon import errors
 from propylon.engine.client_limits import ClientLimits
 from propylon.engine.fault_log import FaultLog
 from propylon.engine.route_plan import RoutePlan
-from propylon.engine.watchdog import Watchdog
+from propylon.engine.watchdog import RESOLUTION, Watchdog
 from propylon.http.request import Request
 from propylon.plane.stage import Flow
 from propylon.policies.forwarding import RESPONSE_REWRITTEN, connection_tokens
 from propylon.upstream.connection import ResponseSink, UpstreamConnection
-from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.head import with_host
+from propylon.upstream.pool import PoolWaiter, UpstreamPool
+from propylon.upstream.retry import SENT, STALE, UNSENT
 
-# RFC 9110 s.9.2.2: only these may be sent again after a connection failed mid-request.
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
-RETRYABLE_FAULTS = frozenset({"closed", "reset"})
+# A reused connection that ends like this before a byte of the answer was only stale.
+STALE_FAULTS = frozenset({"closed", "reset"})
 CLIENT_GONE = 499
 STATUS_LINES = {s.value: b"HTTP/1.1 %d %s" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _PLAIN_CONNECTION = frozenset(
@@ -104,18 +111,25 @@ class Downstream:
 class ExchangeContext:
     """What every exchange of one worker shares: built once by the gateway."""
 
-    __slots__ = ("fault_log", "request_id_lower", "watchdog")
+    __slots__ = ("fault_log", "queue_timeout", "request_id_lower", "watchdog")
 
-    def __init__(self, watchdog: Watchdog, fault_log: FaultLog, request_id_lower: bytes) -> None:
+    def __init__(
+        self,
+        watchdog: Watchdog,
+        fault_log: FaultLog,
+        request_id_lower: bytes,
+        queue_timeout: float = 5.0,
+    ) -> None:
         self.watchdog = watchdog
         self.fault_log = fault_log
         self.request_id_lower = request_id_lower
+        self.queue_timeout = queue_timeout
+        """Seconds a try may wait in a host's queue for a connection."""
 
 
-class Exchange(ResponseSink):
+class Exchange(ResponseSink, PoolWaiter):
     __slots__ = (
         "_last_activity",
-        "_retried",
         "_timeout",
         "body_ended",
         "body_sent",
@@ -129,14 +143,18 @@ class Exchange(ResponseSink):
         "flow",
         "head",
         "keep_alive",
+        "kept",
         "loop",
         "plan",
         "pool",
+        "queued_until",
         "request",
         "request_id_line",
         "response_started",
         "started",
         "status",
+        "tried",
+        "try_until",
         "upstream",
         "watchdog",
     )
@@ -175,7 +193,15 @@ class Exchange(ResponseSink):
         """Request body bytes written upstream (not counting chunked framing)."""
         self.body_ended = False
         """The terminating chunk of a chunked request body was written upstream."""
-        self._retried = False
+        self.tried: list[UpstreamPool] | None = None
+        """The hosts of the tries before the current one (None until the first retry)."""
+        self.try_until = 0.0
+        """When the current try's per-try timeout ends (0.0: it has none)."""
+        self.queued_until = 0.0
+        """When the current try stops waiting in its pool's queue (0.0: it does not wait)."""
+        self.kept: list[bytes] | None = None
+        """The body chunks written upstream in this try, kept for a replay (None: nothing
+        is kept). Their size is ``body_sent``."""
         self._timeout = plan.timeout
         self._last_activity = started
         self.watchdog = context.watchdog
@@ -185,36 +211,107 @@ class Exchange(ResponseSink):
 
     # -- start ------------------------------------------------------------------------------
     def start(self) -> None:
-        self.plan.stats.begin()
+        """Begin the exchange with its first try on ``self.pool``: an idle connection, else
+        a new one, else a place in the pool's queue."""
+        plan = self.plan
+        plan.stats.begin()
         self.watchdog.watch(self)
+        if plan.prepares_tries:
+            self._prepare_try()
         conn = self.pool.take_idle()
         if conn is not None:
             self._attach(conn)
         else:
-            self.loop.create_task(self._connect())
+            self._open()
 
-    async def _connect(self) -> None:
+    def _next_try(self) -> None:
+        """A retry's backoff is over: the next try, as ``start`` begins the first."""
+        if self.done:
+            return
+        if self.plan.prepares_tries:
+            self._prepare_try()
+        conn = self.pool.take_idle()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._open()
+
+    def _prepare_try(self) -> None:
+        """What a try of a method the route retries after it was sent needs: its per-try
+        deadline, and a copy of the body it writes (the same bytes objects, not copies),
+        when the body is small enough to be replayed. Other tries need neither: they wait
+        out the route's timeout, and are never replayed."""
+        plan = self.plan
+        retry = plan.retry
+        request = self.request
+        if retry is None or request.method not in retry.methods:
+            return
+        if plan.per_try_timeout > 0.0:
+            self.try_until = self.watchdog.now + plan.per_try_timeout
+            self.deadline = min(self.deadline, self.try_until)
+        limit = plan.replay_limit
+        if limit >= 0 and request.has_body and (request.content_length or 0) <= limit:
+            self.kept = []
+
+    def _open(self) -> None:
+        """No idle connection: a new one if the pool's cap allows, else the queue."""
+        pool = self.pool
+        if pool.reserve():
+            self.loop.create_task(self._connect(self._try_number()))
+        elif pool.enqueue(self):
+            now = self.watchdog.now
+            self.queued_until = now + self.context.queue_timeout
+            # Judged every tick while it waits: its host may be taken out meanwhile.
+            self.deadline = min(self.deadline, now + RESOLUTION)
+        else:
+            pool.stats.queue_full += 1
+            self._try_failed("busy", UNSENT)
+
+    def pool_granted(self, conn: UpstreamConnection | None) -> None:
+        self.queued_until = 0.0
+        pool = self.pool
+        if self._host_out(self.watchdog.now):
+            # Taken out while this waited (the failure that freed the slot, often): what
+            # it was given goes to the next in line, and this try to another host.
+            if conn is not None:
+                pool.release(conn)
+            else:
+                pool.unreserve()
+            self._try_failed("out", UNSENT)
+            return
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.loop.create_task(self._connect(self._try_number()))
+
+    async def _connect(self, attempt: int) -> None:
+        pool = self.pool
         try:
-            conn = await self.pool.connect()
+            conn = await pool.connect()
         except TimeoutError:
-            self._fail_before_response("timeout")
+            self._connect_failed(attempt, "timeout")
             return
         except socket.gaierror:
-            self._fail_before_response("dns")
+            self._connect_failed(attempt, "dns")
             return
         except ssl.SSLError:
-            self._fail_before_response("tls")
+            self._connect_failed(attempt, "tls")
             return
         except ConnectionRefusedError:
-            self._fail_before_response("refused")
+            self._connect_failed(attempt, "refused")
             return
         except OSError:
-            self._fail_before_response("unreachable")
+            self._connect_failed(attempt, "unreachable")
             return
-        if self.done:
-            self.pool.release(conn)
+        if self.done or attempt != self._try_number():
+            # The exchange ended, or gave this try up (per-try timeout) while it connected.
+            pool.release(conn)
             return
         self._attach(conn)
+
+    def _connect_failed(self, attempt: int, kind: str) -> None:
+        if not self.done and attempt == self._try_number():
+            self._try_failed(kind, UNSENT)
 
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
@@ -244,6 +341,12 @@ class Exchange(ResponseSink):
 
     def _send_body(self, conn: UpstreamConnection, chunk: bytes) -> None:
         self.body_sent += len(chunk)
+        kept = self.kept
+        if kept is not None:
+            if self.body_sent > self.plan.replay_limit:
+                self.kept = None  # a streamed upload: never sent twice
+            else:
+                kept.append(chunk)
         if self.request.chunked:
             conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         else:
@@ -369,20 +472,10 @@ class Exchange(ResponseSink):
         if self.done:
             return
         conn, self.upstream = self.upstream, None
-        if (
-            conn is not None
-            and conn.reused
-            and not conn.answered
-            and kind in RETRYABLE_FAULTS
-            and not self._retried
-            and not self.request.has_body
-            and self.request.method in IDEMPOTENT
-        ):
-            # A pooled connection the upstream closed while we picked it, before one byte of
-            # an answer: the request never reached the service, so it is safe to send once
-            # more on a fresh connection. A malformed answer (or a 101) is never retried.
-            self._retried = True
-            self.loop.create_task(self._connect())
+        if conn is not None and not conn.answered and not self.response_started:
+            # Not one byte of an answer: a try that may go again. (A malformed answer, or
+            # a 101, came with bytes: never retried.)
+            self._try_failed(kind, STALE if conn.reused and kind in STALE_FAULTS else SENT)
             return
         if self.response_started:
             self._record_fault(kind)
@@ -412,6 +505,96 @@ class Exchange(ResponseSink):
         conn = self.upstream
         if conn is not None and conn.transport is not None:
             conn.transport.resume_reading()
+
+    # -- tries ----------------------------------------------------------------------------------
+    def _try_failed(self, kind: str, failure: int) -> None:
+        """The current try failed before any byte of an answer: another, or the error."""
+        if self._retry(kind, failure):
+            return
+        if kind == "busy":
+            self._error(errors.UPSTREAM_BUSY)
+        elif kind == "out":
+            self._error(errors.NO_UPSTREAM)
+        else:
+            self._fail_before_response(kind)
+
+    def _retry(self, kind: str, failure: int) -> bool:
+        """Start the next try if the route's policy, the body and the budget allow one."""
+        plan = self.plan
+        retry = plan.retry
+        request = self.request
+        if (
+            retry is None
+            or self._try_number() >= retry.attempts
+            or not retry.qualifies(failure, request.method, request.has_body)
+        ):
+            return False
+        # Unsent, the body is still in ``request.body``; sent, only a kept copy can go again.
+        replay = failure != UNSENT and request.has_body
+        if replay and self.kept is None:
+            return False
+        tried = self.pool
+        selector = plan.selector
+        earlier = self.tried
+        pool = selector.pick_again(self.flow, tried, earlier or ())
+        if pool is None:
+            return False
+        # A host that could not be reached, or had no connection to spare, is no better a
+        # moment later: those go to another host or not at all. A stale or a sent try may
+        # go to the same host (on a fresh connection) when it is the only one.
+        refused = failure == UNSENT and pool is tried
+        if refused or not retry.budget.withdraw(plan.stats.requests):
+            if not refused:
+                plan.stats.retries_refused += 1
+            if plan.tracking:
+                selector.release(pool)
+            return False
+        if failure == SENT or (failure == UNSENT and kind not in ("busy", "out")):
+            # The failed try counts against its host (a stale connection, a full queue
+            # or a host already out say nothing new about it).
+            self._host_fault(kind)
+        if plan.tracking:
+            selector.release(tried)
+        if earlier is None:
+            self.tried = [tried]
+        else:
+            earlier.append(tried)
+        if replay:
+            kept = self.kept
+            assert kept is not None
+            kept.extend(request.body)
+            request.body = kept
+        self.kept = None
+        self.body_sent = 0
+        self.body_ended = False
+        plan.stats.retries += 1
+        if pool.host_header != tried.host_header:
+            self.head = with_host(self.head, tried.host_header, pool.host_header)
+        self.pool = pool
+        self.try_until = 0.0
+        delay = retry.delay(self._try_number() - 1)
+        if delay > 0.0:
+            self.loop.call_later(delay, self._next_try)
+        else:
+            self.loop.call_soon(self._next_try)
+        return True
+
+    def _try_number(self) -> int:
+        """1 for the first try, 2 for the first retry, ..."""
+        tried = self.tried
+        return 1 if tried is None else len(tried) + 1
+
+    def _host_out(self, now: float) -> bool:
+        """Whether the current try's host is out of this route now, as its selector judges:
+        a route's only host is out only when its active checks say so (``Only``)."""
+        health = self.pool.health
+        if len(self.plan.selector.pools) == 1:
+            return health.checked_down
+        return not health.available(now)
+
+    def _leave_queue(self) -> None:
+        self.queued_until = 0.0
+        self.pool.leave(self)
 
     def client_gone(self) -> None:
         if self.done:
@@ -460,6 +643,26 @@ class Exchange(ResponseSink):
         direction, or the request body is due to be judged."""
         if self.done:
             return
+        queued = self.queued_until != 0.0
+        if queued:
+            if now >= self.queued_until:
+                self._leave_queue()
+                self.pool.stats.queue_timeouts += 1
+                self._try_failed("busy", UNSENT)
+                return
+            if self._host_out(now):
+                self._leave_queue()
+                self._try_failed("out", UNSENT)
+                return
+        if self.try_until != 0.0 and now >= self.try_until and not self.response_started:
+            self.try_until = 0.0
+            conn, self.upstream = self.upstream, None
+            if queued:
+                self._leave_queue()
+            if conn is not None:
+                conn.abort()
+            self._try_failed("timeout", SENT if conn is not None else UNSENT)
+            return
         body_check = math.inf
         if not self.request.complete:
             body_check = self._next_body_check(now)
@@ -468,8 +671,15 @@ class Exchange(ResponseSink):
                 return
         idle_until = self._last_activity + self._timeout
         if now < idle_until:
-            self.deadline = min(idle_until, body_check)
+            deadline = min(idle_until, body_check)
+            if self.try_until != 0.0 and not self.response_started:
+                deadline = min(deadline, self.try_until)
+            if queued:
+                deadline = min(deadline, now + RESOLUTION)
+            self.deadline = deadline
             return
+        if queued:
+            self._leave_queue()
         if self.upstream is not None:
             self.upstream.abort()
             self.upstream = None
@@ -518,6 +728,10 @@ class Exchange(ResponseSink):
             self.plan.stats.upstream_timeout()
         else:
             self.plan.stats.upstream_error()
+        self._host_fault(kind)
+
+    def _host_fault(self, kind: str) -> None:
+        """A try's fault, on its host: counted, fed to passive health, logged."""
         self.pool.stats.error(kind)
         self.pool.health.failed(kind, self.loop.time())
         self.context.fault_log.report(self.plan.stats.label, self.pool.key, kind)
@@ -534,6 +748,8 @@ class Exchange(ResponseSink):
     def _finish(self, keep_alive: bool, *, notify_client: bool = True) -> None:
         self.done = True
         self.watchdog.unwatch(self)
+        if self.queued_until != 0.0:
+            self._leave_queue()
         now = self.client.clock()
         plan = self.plan
         plan.stats.end(self.status, now - self.started, self.bytes_in, self.bytes_out)

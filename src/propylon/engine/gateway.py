@@ -57,6 +57,7 @@ from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
 from propylon.upstream.health import NEVER_EJECTED
 from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.retry import RetryPolicy
 from propylon.upstream.selector import Tables, selector_for
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ log = logging.getLogger("propylon")
 # TRACE would echo back the identity and forwarding headers the gateway sets; CONNECT is a
 # tunnel (the parser refuses it first; this is the second line). Refused on every route.
 REFUSED_METHODS = frozenset({b"TRACE", b"CONNECT"})
-UPSTREAM_IDLE_TIMEOUT = 30.0
 DECISION_CACHE_SIZE = 4096
 # Decisions are remembered only for request targets and hosts up to these sizes, so the
 # cache holds at most DECISION_CACHE_SIZE * ~1.3 KiB of keys (plus their downstream targets,
@@ -170,8 +170,10 @@ class Gateway(Handler, Terminal):
                     key[2],
                     max_idle=limits.upstream_pool_size,
                     connect_timeout=limits.connect_timeout,
-                    idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+                    idle_timeout=limits.upstream_idle_timeout,
                     stats=self.stats.upstreams.get(name) or UpstreamStats(),
+                    max_connections=limits.upstream_max_connections,
+                    queue_limit=limits.upstream_queue,
                 )
                 pool.stats.health = functools.partial(
                     pool.health.snapshot, self.loop.time, time.time
@@ -224,7 +226,9 @@ class Gateway(Handler, Terminal):
             site,
             authenticator,
             checker,
-            ExchangeContext(self.watchdog, self.fault_log, request_id_lower),
+            ExchangeContext(
+                self.watchdog, self.fault_log, request_id_lower, limits.upstream_queue_timeout
+            ),
         )
         # Each generation resolves its own names (at its start, before it serves): a
         # reload re-resolves them, and their per-address pools start afresh.
@@ -234,7 +238,7 @@ class Gateway(Handler, Terminal):
             checker,
             self.tables,
             self.loop.time,
-            idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+            idle_timeout=limits.upstream_idle_timeout,
         )
         generation.discovered = found if found else None
         stripped = (
@@ -272,6 +276,9 @@ class Gateway(Handler, Terminal):
                 kept_stats.get((spec.label, spec.source)) or RouteStats(spec.label, spec.source),
                 Chain(route_stages(spec, site), ending, route_response_stages(spec, site)),
                 allow_underscores=config.forwarding.allow_underscores,
+                retry=(
+                    RetryPolicy(spec.retries, self.loop.time) if spec.retries.attempts > 1 else None
+                ),
             )
             ending.plan = plan
             ending.generation = generation

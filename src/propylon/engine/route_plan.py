@@ -9,6 +9,7 @@ from __future__ import annotations
 from propylon.plane.chain import Chain
 from propylon.routing import CompiledRoute
 from propylon.stats import RouteStats
+from propylon.upstream.retry import RetryPolicy
 from propylon.upstream.selector import Selector
 
 
@@ -17,6 +18,10 @@ class RoutePlan:
         "allow_underscores",
         "chain",
         "index",
+        "per_try_timeout",
+        "prepares_tries",
+        "replay_limit",
+        "retry",
         "route",
         "selector",
         "stats",
@@ -32,6 +37,7 @@ class RoutePlan:
         chain: Chain,
         *,
         allow_underscores: bool = False,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.route = route
         self.index = route.index
@@ -46,3 +52,13 @@ class RoutePlan:
         self.selector = selector
         self.tracking = selector.tracking
         """The selector counts in-flight requests: each exchange's end releases its host."""
+        self.retry = retry
+        """When a failed try goes again (None: never)."""
+        self.replay_limit = retry.replay_limit if retry is not None else -1
+        """The largest request body kept for a replay; -1: none (a route that replays
+        nothing keeps nothing)."""
+        self.per_try_timeout = retry.per_try_timeout if retry is not None else 0.0
+        """Seconds a retryable try may wait for its answer's head; 0.0: no per-try limit."""
+        self.prepares_tries = self.per_try_timeout > 0.0 or self.replay_limit >= 0
+        """Tries of this route may need a per-try deadline or a kept body (one flag read
+        per request; False on routes that list no ``retries.methods``)."""

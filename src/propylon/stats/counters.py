@@ -65,6 +65,8 @@ class RouteStats:
         "rate_limit",
         "requests",
         "responses",
+        "retries",
+        "retries_refused",
         "source",
         "upstream_errors",
         "upstream_timeouts",
@@ -79,6 +81,10 @@ class RouteStats:
         """Responses by status class: index 0 is 1xx ... index 4 is 5xx."""
         self.upstream_errors = 0
         self.upstream_timeouts = 0
+        self.retries = 0
+        """Tries sent again after a failed one."""
+        self.retries_refused = 0
+        """Retries the route's retry budget refused."""
         self.bytes_in = 0
         self.bytes_out = 0
         self.latency = LatencyHistogram()
@@ -122,6 +128,8 @@ class RouteStats:
             "responses": list(self.responses),
             "upstream_errors": self.upstream_errors,
             "upstream_timeouts": self.upstream_timeouts,
+            "retries": self.retries,
+            "retries_refused": self.retries_refused,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "latency": self.latency.to_dict(),
@@ -131,11 +139,24 @@ class RouteStats:
 
 
 class UpstreamStats:
-    __slots__ = ("errors", "health", "last_error", "last_error_at", "requests", "wall_clock")
+    __slots__ = (
+        "errors",
+        "health",
+        "last_error",
+        "last_error_at",
+        "queue_full",
+        "queue_timeouts",
+        "requests",
+        "wall_clock",
+    )
 
     def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.requests = 0
         self.errors = 0
+        self.queue_full = 0
+        """Requests refused at once: every connection in use and the queue full."""
+        self.queue_timeouts = 0
+        """Requests that waited ``upstream_queue_timeout`` in the queue for nothing."""
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         """Unix time of the last error."""
@@ -156,6 +177,8 @@ class UpstreamStats:
         snap: dict[str, Any] = {
             "requests": self.requests,
             "errors": self.errors,
+            "queue_full": self.queue_full,
+            "queue_timeouts": self.queue_timeouts,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
         }

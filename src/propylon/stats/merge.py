@@ -22,6 +22,8 @@ _ROUTE_COUNTERS = (
     "in_flight",
     "upstream_errors",
     "upstream_timeouts",
+    "retries",
+    "retries_refused",
     "bytes_in",
     "bytes_out",
 )
@@ -111,6 +113,8 @@ def _merge_upstream(into: dict[str, dict[str, Any]], host: str, up: dict[str, An
         return
     have["requests"] += up["requests"]
     have["errors"] += up["errors"]
+    have["queue_full"] += up["queue_full"]
+    have["queue_timeouts"] += up["queue_timeouts"]
     at = up["last_error_at"]
     if at is not None and (have["last_error_at"] is None or at > have["last_error_at"]):
         have["last_error"] = up["last_error"]

@@ -81,6 +81,8 @@ def _totals(snapshot: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str,
         "bytes_out": sum(route["bytes_out"] for route in routes),
         "upstream_errors": sum(route["upstream_errors"] for route in routes),
         "upstream_timeouts": sum(route["upstream_timeouts"] for route in routes),
+        "retries": sum(route["retries"] for route in routes),
+        "retries_refused": sum(route["retries_refused"] for route in routes),
         "unrouted": unrouted,
     }
 
@@ -100,6 +102,8 @@ def route_report(route: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": latency,
         "upstream_errors": route["upstream_errors"],
         "upstream_timeouts": route["upstream_timeouts"],
+        "retries": route["retries"],
+        "retries_refused": route["retries_refused"],
         "bytes_in": route["bytes_in"],
         "bytes_out": route["bytes_out"],
         "rate_limit": _rate_limit(route.get("rate_limit")),
@@ -129,6 +133,8 @@ def upstream_report(up: dict[str, Any]) -> dict[str, Any]:
     report = {
         "requests": up["requests"],
         "errors": up["errors"],
+        "queue_full": up["queue_full"],
+        "queue_timeouts": up["queue_timeouts"],
         "last_error": up["last_error"],
         "last_error_at": iso_time(up["last_error_at"]),
     }

@@ -74,6 +74,7 @@ class UpstreamConnection(asyncio.Protocol):
         "answered",
         "broken",
         "complete",
+        "counted",
         "head_request",
         "idle_since",
         "pool",
@@ -92,6 +93,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.complete = False
         self.broken = False
         self.reused = False
+        self.counted = False
+        """It holds one of its pool's ``max_connections`` slots (until it is lost)."""
         self.answered = False
         """Bytes of an answer arrived for the current exchange (so it reached the service)."""
         self.idle_since = 0.0
@@ -145,18 +148,22 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.broken = True
-        self.pool.forget(self)
         sink, self.sink = self.sink, None
-        if sink is None:
-            return
-        if self._headers_done and not self._body_framed and not self.complete and exc is None:
-            # A close-delimited body (no Content-Length, not chunked) ends with the connection:
-            # with an orderly close only. A reset means the body may be cut short, and the
-            # client must not receive it as a whole one.
-            self.complete = True
-            sink.upstream_complete(False)
-            return
-        sink.upstream_failed("reset" if exc is not None else "closed")
+        try:
+            if sink is None:
+                return
+            if self._headers_done and not self._body_framed and not self.complete and exc is None:
+                # A close-delimited body (no Content-Length, not chunked) ends with the
+                # connection: with an orderly close only. A reset means the body may be cut
+                # short, and the client must not receive it as a whole one.
+                self.complete = True
+                sink.upstream_complete(False)
+                return
+            sink.upstream_failed("reset" if exc is not None else "closed")
+        finally:
+            # Last: the pool gives this connection's slot to the next request in its queue,
+            # which must see the host's health after this failure, not before.
+            self.pool.forget(self)
 
     def pause_writing(self) -> None:
         if self.sink is not None:

@@ -90,6 +90,13 @@ class HeadComposer:
                 lines.append(name + b": " + fact)
 
 
+def with_host(head: bytes, old: bytes, new: bytes) -> bytes:
+    """``head`` (written by ``HeadComposer``) for another host: its ``Host`` line, always
+    the second, says ``new`` instead of ``old``. For a retry on another host only."""
+    start = head.index(b"\r\n") + len(b"\r\nHost: ")
+    return head[:start] + new + head[start + len(old) :]
+
+
 _FACT_NAMES = (
     (b"x-forwarded-proto", b"X-Forwarded-Proto"),
     (b"x-forwarded-host", b"X-Forwarded-Host"),

@@ -1,4 +1,11 @@
-"""Idle keep-alive connections to one downstream ``scheme://host:port``.
+"""The connections of one worker to one downstream ``scheme://host:port``.
+
+Idle keep-alive connections wait most recently used first. At most ``max_connections``
+are open at once (in use, idle or being opened; 0: no cap), so a slow upstream cannot make
+the gateway open thousands of sockets to it: beyond the cap a request waits in the host's
+queue (at most ``queue_limit`` of them) for a connection another request gives back, or for
+a closed one's slot, first come first served. How long it may wait is its exchange's
+business (``limits.upstream_queue_timeout``, judged by the watchdog).
 
 A discovered host (``upstream/discovery.py``) has one pool per address of its name: the pool
 connects to ``address`` and still sends the name in ``Host`` and TLS SNI, and its key
@@ -10,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import deque
 from typing import TYPE_CHECKING
+
+from mypy_extensions import trait
 
 from propylon.upstream.connection import ConnectionOwner, UpstreamConnection
 from propylon.upstream.health import HostHealth
@@ -19,8 +29,18 @@ if TYPE_CHECKING:
     from propylon.stats import UpstreamStats
 
 
+@trait
+class PoolWaiter:
+    """A request waiting in a pool's queue (the engine's exchange)."""
+
+    def pool_granted(self, conn: UpstreamConnection | None) -> None:
+        """Its turn: ``conn`` is a connection handed over, or None: a slot was reserved
+        for it, so it opens one itself (``connect``)."""
+        raise NotImplementedError
+
+
 class UpstreamPool(ConnectionOwner):
-    """Idle keep-alive connections to one ``scheme://host:port``, most recently used first."""
+    """The connections to one ``scheme://host:port``: idle ones, the cap, the queue."""
 
     def __init__(
         self,
@@ -33,6 +53,8 @@ class UpstreamPool(ConnectionOwner):
         idle_timeout: float,
         stats: UpstreamStats,
         address: str | None = None,
+        max_connections: int = 0,
+        queue_limit: int = 0,
     ) -> None:
         self.scheme = scheme
         self.host = host
@@ -58,6 +80,13 @@ class UpstreamPool(ConnectionOwner):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        self.max_connections = max_connections
+        self.open = 0
+        """Connections open or being opened (counted against ``max_connections``)."""
+        self.queue_limit = queue_limit
+        self.queue: deque[PoolWaiter] = deque()
+        self.waiting = 0
+        """``len(queue)``, as a native int: every response's ``release`` reads it."""
 
     def take_idle(self) -> UpstreamConnection | None:
         idle = self._idle
@@ -70,31 +99,77 @@ class UpstreamPool(ConnectionOwner):
             conn.close()  # dropped from the pool: its socket must not outlive it
         return None
 
+    def reserve(self) -> bool:
+        """A slot for a new connection, if the cap allows one (then ``connect`` next)."""
+        cap = self.max_connections
+        if cap and self.open >= cap:
+            return False
+        self.open += 1
+        return True
+
+    def enqueue(self, waiter: PoolWaiter) -> bool:
+        """Wait for a connection or a slot; False when the queue is full."""
+        if self.waiting >= self.queue_limit:
+            return False
+        self.queue.append(waiter)
+        self.waiting += 1
+        return True
+
+    def leave(self, waiter: PoolWaiter) -> None:
+        """``waiter`` no longer waits (it timed out, or its client left)."""
+        with contextlib.suppress(ValueError):
+            self.queue.remove(waiter)
+            self.waiting -= 1
+
     async def connect(self) -> UpstreamConnection:
+        """Open a connection in a slot ``reserve`` gave; the slot is free again when the
+        connection closes, or at once when it cannot be made."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        _transport, conn = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: UpstreamConnection(self),
-                self.address,
-                self.port,
-                ssl=self._ssl,
-                server_hostname=self.host if self._ssl is not None else None,
-            ),
-            self._connect_timeout,
-        )
+        try:
+            _transport, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: UpstreamConnection(self),
+                    self.address,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl is not None else None,
+                ),
+                self._connect_timeout,
+            )
+        except BaseException:
+            self._slot_freed()
+            raise
         conn.reused = False
+        conn.counted = True
+        if conn.broken:
+            # Lost already, before it was counted: its slot goes with it.
+            conn.counted = False
+            self._slot_freed()
         return conn
+
+    def unreserve(self) -> None:
+        """Give back a slot ``reserve`` (or the queue) gave, unused."""
+        self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        self.open -= 1
+        if self.waiting and not self._closed and self.reserve():
+            self.waiting -= 1
+            self.queue.popleft().pool_granted(None)
 
     def release(self, conn: UpstreamConnection) -> None:
         transport = conn.transport
-        if (
-            self._closed
-            or conn.broken
-            or transport is None
-            or transport.is_closing()
-            or len(self._idle) >= self._max_idle
-        ):
+        if self._closed or conn.broken or transport is None or transport.is_closing():
+            conn.close()
+            return
+        if self.waiting:
+            # Someone waits: the connection goes straight to the first in line.
+            conn.reused = True
+            self.waiting -= 1
+            self.queue.popleft().pool_granted(conn)
+            return
+        if len(self._idle) >= self._max_idle:
             conn.close()
             return
         loop = self._loop or asyncio.get_running_loop()
@@ -104,6 +179,9 @@ class UpstreamPool(ConnectionOwner):
             self._sweeper = loop.call_later(self._idle_timeout, self._sweep)
 
     def forget(self, conn: UpstreamConnection) -> None:
+        if conn.counted:
+            conn.counted = False
+            self._slot_freed()
         with contextlib.suppress(ValueError):
             self._idle.remove(conn)
 

@@ -87,18 +87,22 @@ class Selector:
     def release(self, pool: UpstreamPool) -> None:
         """The exchange on ``pool`` ended (only called when ``tracking``)."""
 
-    def pick_again(self, flow: Flow, tried: UpstreamPool) -> UpstreamPool | None:
-        """A host other than ``tried`` for another attempt of the same request (a retry),
-        chosen the balancer's way where it can be: ``tried`` again only when no other host
-        is available. Nothing on a first pick pays for this."""
+    def pick_again(
+        self, flow: Flow, tried: UpstreamPool, earlier: Sequence[UpstreamPool] = ()
+    ) -> UpstreamPool | None:
+        """A host other than ``tried`` (and, while another is available, than those in
+        ``earlier``: the request's tries before it) for another attempt of the same request
+        (a retry), chosen the balancer's way where it can be: ``tried`` again only when no
+        other host is available. Nothing on a first pick pays for this."""
         for _ in range(len(self.pools)):
             pool = self.pick(flow)
-            if pool is None or pool is not tried:
+            if pool is None or (pool is not tried and pool not in earlier):
                 return pool
             if self.tracking:
                 self.release(pool)
-        # The balancer insists (a hash, a sticky session): the next available host after it
-        # (from the first when discovery has just taken ``tried`` out of the set).
+        # The balancer insists (a hash, a sticky session, ``first``): the next available
+        # host after it, one not tried yet if there is one (from the first when discovery
+        # has just taken ``tried`` out of the set).
         index = position(self.pools, tried)
         if index < 0:
             found = self._scan(0)
@@ -107,13 +111,20 @@ class Selector:
             return found
         count = len(self.pools)
         now = self.clock()
+        fallback: UpstreamPool | None = None
         for step in range(1, count):
             pool = self.pools[(index + step) % count]
             if pool.health.available(now):
-                if self.tracking:
-                    self._lease(pool)
-                return pool
-        return tried if tried.health.available(now) else None
+                if pool not in earlier:
+                    fallback = pool
+                    break
+                if fallback is None:
+                    fallback = pool
+        if fallback is None and tried.health.available(now):
+            fallback = tried
+        if fallback is not None and self.tracking:
+            self._lease(fallback)
+        return fallback
 
     def _lease(self, pool: UpstreamPool) -> None:
         """Count ``pool`` as picked (tracking selectors)."""
