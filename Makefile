@@ -37,7 +37,7 @@ $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 		echo "      Python (same behaviour, slower; see docs/performance.md)"; }
 	@# Packages first (pure Python), then the compilation below, with every dependency
 	@# installed so that mypyc sees their types.
-	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev,redis]' -e ./services/servicekit \
+	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev,redis,otlp]' -e ./services/servicekit \
 		-e './services/identity[postgresql,redis]' -e './services/profiles[postgresql]'
 	@touch $(STAMP)
 

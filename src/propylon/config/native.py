@@ -52,6 +52,7 @@ from propylon.config.native_settings import (
 from propylon.config.plugin_specs import read_plugins
 from propylon.config.reader import ProviderRef, ReadResult
 from propylon.config.tls import read_tls
+from propylon.config.tracing import read_tracing
 
 VERSION = 1
 TOP_LEVEL = (
@@ -72,6 +73,7 @@ TOP_LEVEL = (
     "rate_limits",
     "assertion",
     "admin",
+    "tracing",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -140,6 +142,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     plugins = read_plugins(data.get("plugins"), diag)
     tls = read_tls(data.get("tls"), diag, base_dir)
     admin = read_admin(data.get("admin"), diag)
+    tracing = read_tracing(data.get("tracing"), diag)
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
@@ -181,6 +184,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         state=state,
         assertion=signing,
         admin=admin,
+        tracing=tracing,
     )
 
 

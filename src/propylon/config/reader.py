@@ -18,6 +18,7 @@ from propylon.config.model import (
     StateSpec,
     StatsAccess,
     TlsSpec,
+    TracingSpec,
 )
 
 
@@ -57,3 +58,5 @@ class ReadResult:
     """The native ``assertion`` block (routes' audiences are already set)."""
     admin: AdminSpec | None = None
     """The native ``admin`` block (its token is read later, when ``run`` starts)."""
+    tracing: TracingSpec | None = None
+    """The native ``tracing`` block."""

@@ -44,6 +44,7 @@ from propylon.policies.identity import IdentityHeader
 from propylon.policies.request_id import RequestIdPolicy
 from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
 from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
+from propylon.tracing.context import SpanSink, Tracing
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
 from propylon.upstream.pool import UpstreamPool
@@ -103,6 +104,9 @@ class Gateway(Handler, Ending):
         )
         self.header_rules = HeaderRules(stripped, self.request_id.lower)
         self.proxies = TrustedProxies(config.trusted_proxies)
+        self.tracing = Tracing(config.tracing.sample_ratio)
+        """W3C trace context on every proxied request; spans too once ``start`` opened the
+        OTLP sink (``config.tracing.otlp_endpoint``)."""
         self.composer = HeadComposer(self.proxies)
         limits = config.limits
         self.client_limits = ClientLimits(limits)
@@ -195,6 +199,7 @@ class Gateway(Handler, Ending):
         self.tls: TlsListener | None = None
         """The TLS listener, when the config has one (engine/listeners.py)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._span_sink: Any = None
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
@@ -206,6 +211,8 @@ class Gateway(Handler, Ending):
             await stage.start()
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
+        if self.config.tracing.otlp_endpoint is not None:
+            self._open_span_sink()
         self.checker.start()
         tls = self.config.tls
         if tls is None or not tls.only:
@@ -263,6 +270,24 @@ class Gateway(Handler, Ending):
         await self.site.close()
         if self.stats_exchange is not None:
             await self.stats_exchange.close()
+        sink, self._span_sink = self._span_sink, None
+        if sink is not None:
+            self.tracing.sink = None
+            await sink.close()
+
+    def _open_span_sink(self) -> None:
+        # Imported only here: the OpenTelemetry SDK (the [otlp] extra) is ~10 MiB per worker.
+        from propylon.tracing.export import OtlpSink
+
+        sink = OtlpSink(
+            self.config.tracing,
+            [route.spec.upstream_path for route in self.router.routes],
+            worker_id=self.worker_id,
+        )
+        sink.start()
+        self._span_sink = sink
+        self.tracing.sink = sink
+        self.stats.spans = sink.counts
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = self.loop.create_task(coro)
@@ -294,6 +319,9 @@ class Gateway(Handler, Ending):
         plan = routed.plan
         chain = plan.chain
         flow = Flow(conn, request, routed.target, plan.index, self.proxies, chain, self._spawn)
+        sink = self.tracing.sink
+        if sink is not None:
+            self._begin_trace(conn, flow, sink)
         if chain.response_stages:
             flow.started = conn.clock()
         if chain.stages:
@@ -302,6 +330,14 @@ class Gateway(Handler, Ending):
             # No stage on this route: straight to the terminal, without the chain's loop.
             self._forward(conn, flow, plan)
         return None
+
+    def _begin_trace(self, conn: ClientConnection, flow: Flow, sink: SpanSink) -> None:
+        trace = self.tracing.begin(flow.request, sink)
+        if trace.sampled:
+            trace.route_index = flow.route_index
+            trace.scheme = conn.scheme
+            trace.client_address = flow.client_address()
+        flow.trace = trace
 
     def _route(self, conn: ClientConnection, request: Request) -> Routed | errors.ErrorKind | None:
         """Target form -> canonical path -> /stats or a route (None: answered already)."""
@@ -370,6 +406,11 @@ class Gateway(Handler, Ending):
             return
         # The same line goes upstream and back to the client.
         request_id_line = self.request_id.line(request.request_id)
+        trace = flow.trace
+        trace_lines = (
+            trace.upstream_lines() if trace is not None else self.tracing.upstream_lines(request)
+        )
+        flow.trace_lines = trace_lines
         head = self.composer.upstream_head(
             request,
             flow.target,
@@ -381,6 +422,7 @@ class Gateway(Handler, Ending):
             connection_lines=conn.forwarding_lines,
             stage_lines=flow.upstream_lines,
             request_id_line=request_id_line,
+            trace_lines=trace_lines,
         )
         conn.proceed(
             Exchange(
@@ -402,6 +444,10 @@ class Gateway(Handler, Ending):
         chain = plan.chain
         if chain.response_stages:
             chain.ended(flow, reply.status, now - flow.started)
+        trace = flow.trace
+        if trace is not None:
+            kind = reply.kind
+            trace.answered(reply.status, kind.codemessage if kind is not None else "")
         conn.exchange_finished(None, keep)
 
     # -- /stats -----------------------------------------------------------------------------------

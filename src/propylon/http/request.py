@@ -2,7 +2,8 @@
 
 The pass runs once per request, so it does everything header-related at once: it keeps the
 end-to-end headers that may travel upstream, and pulls out the ones the gateway acts on
-(framing, ``Host``, ``Authorization``, ``Connection``, forwarding, request id). The identity
+(framing, ``Host``, ``Authorization``, ``Connection``, forwarding, request id, trace
+context). The identity
 header and every header set from claims are dropped here, in any letter case, before routing or
 authentication even start.
 """
@@ -34,6 +35,8 @@ class Request:
         "method",
         "request_id",
         "target",
+        "traceparent",
+        "tracestate",
         "underscored",
         "upgrade",
     )
@@ -58,6 +61,11 @@ class Request:
         self.chunked = False
         self.expect_continue = False
         self.request_id: bytes | None = None
+        self.traceparent: bytes | None = None
+        """The client's W3C ``traceparent`` as received (b"": it sent several, none valid)."""
+        self.tracestate: bytes | None = None
+        """The client's ``tracestate`` (several fields joined with commas, as RFC 9110 s.5.3
+        allows for a list)."""
         self.upgrade = False
         self.body: list[bytes] = []
         """Body chunks received before an upstream connection could take them."""
@@ -154,6 +162,15 @@ def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: He
             request.forwarded_facts.append(name + b": " + value)
         elif lname == b"upgrade":
             request.upgrade = True
+        elif lname == b"traceparent":
+            # Read here, written upstream by the gateway (tracing/context.py); two of them
+            # make neither valid (W3C Trace Context s.3.2: one traceparent per request).
+            request.traceparent = value.strip() if request.traceparent is None else b""
+        elif lname == b"tracestate":
+            state = value.strip()
+            request.tracestate = (
+                state if request.tracestate is None else request.tracestate + b"," + state
+            )
     if request.chunked and request.content_length is not None:
         raise HeaderError("both content-length and transfer-encoding")
     if request.hosts_seen > 1 or (request.http11 and request.hosts_seen == 0):

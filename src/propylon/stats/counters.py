@@ -18,6 +18,10 @@ from propylon.stats.histogram import EDGES, LatencyHistogram
 
 SNAPSHOT_VERSION = 1
 
+NO_SPANS = {"spans_exported": 0, "spans_dropped": 0}
+"""The span exporter's counters in a snapshot: sampled spans the collector accepted, and
+spans lost (the queue was full, or the collector failed or did not answer in time)."""
+
 UPSTREAM_ERROR_KINDS = frozenset(
     {"refused", "unreachable", "reset", "timeout", "malformed", "truncated", "closed", "tls", "dns"}
 )
@@ -131,7 +135,16 @@ class GatewayStats:
     is accepted too); ``routes[i]`` belongs to the i-th route of the config.
     """
 
-    __slots__ = ("_unrouted", "clock", "requests", "routes", "started", "started_at", "upstreams")
+    __slots__ = (
+        "_unrouted",
+        "clock",
+        "requests",
+        "routes",
+        "spans",
+        "started",
+        "started_at",
+        "upstreams",
+    )
 
     def __init__(
         self,
@@ -152,6 +165,9 @@ class GatewayStats:
         self.clock = clock
         self.started = clock()
         self.started_at = wall_clock()
+        self.spans: Callable[[], dict[str, int]] | None = None
+        """Where the span exporter's counters are read (set by the gateway when it exports
+        spans; stats never import the tracing layer's exporter)."""
 
     def request_seen(self) -> None:
         self.requests += 1
@@ -170,4 +186,5 @@ class GatewayStats:
             "unrouted": {str(status): n for status, n in sorted(self._unrouted.items())},
             "routes": [route.snapshot() for route in self.routes],
             "upstreams": {host: up.snapshot() for host, up in self.upstreams.items()},
+            "tracing": self.spans() if self.spans is not None else dict(NO_SPANS),
         }

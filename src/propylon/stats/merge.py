@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from propylon.stats.counters import SNAPSHOT_VERSION
+from propylon.stats.counters import NO_SPANS, SNAPSHOT_VERSION
 from propylon.stats.histogram import LatencyHistogram
 
 _ROUTE_COUNTERS = (
@@ -36,6 +36,7 @@ def empty_snapshot() -> dict[str, Any]:
         "unrouted": {},
         "routes": [],
         "upstreams": {},
+        "tracing": dict(NO_SPANS),
     }
 
 
@@ -72,6 +73,9 @@ def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
             histograms[key].merge(histogram)
         for host, up in snap["upstreams"].items():
             _merge_upstream(merged["upstreams"], host, up)
+        spans = merged["tracing"]
+        for name, n in snap.get("tracing", NO_SPANS).items():
+            spans[name] = spans.get(name, 0) + n
     merged["unrouted"] = dict(sorted(merged["unrouted"].items()))
     merged["routes"] = [
         {**route, "latency": histograms[key].to_dict()} for key, route in routes.items()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from propylon.stats.counters import NO_SPANS
 from propylon.stats.histogram import LatencyHistogram
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -45,6 +46,7 @@ def render_report(snapshot: dict[str, Any], *, workers: int) -> dict[str, Any]:
         "totals": _totals(snapshot, routes),
         "routes": routes,
         "upstreams": upstreams,
+        "tracing": dict(snapshot.get("tracing") or NO_SPANS),
     }
 
 
