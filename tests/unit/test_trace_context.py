@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -138,3 +139,20 @@ async def test_the_sink_queue_is_bounded_and_counts_what_it_drops() -> None:
     assert sink.counts() == {"spans_exported": 0, "spans_dropped": 10}
     await sink.close()
     assert sink.counts() == {"spans_exported": 0, "spans_dropped": MAX_QUEUE + 10}
+
+
+def test_a_forked_worker_draws_ids_of_its_own() -> None:
+    """Workers are forked: a child must not hand out the ids its parent will."""
+    from propylon.tracing.context import span_id
+
+    span_id()  # the buffer is filled before the fork
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(writer, span_id())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 64)
+    os.close(reader)
+    assert len(theirs) == 16 and theirs != span_id()

@@ -8,29 +8,37 @@ as when none was sent. The sampled flag of a new trace is the gateway's decision
 below ``sample_ratio`` of the 64-bit range, OpenTelemetry's ``TraceIdRatioBased``); a
 client's decision is respected (parent-based).
 
-Without an OTLP endpoint this is all that happens: a few hundred nanoseconds per request, one
-random draw and one formatted line. With one, ``Tracing.begin`` keeps a ``Trace`` on each
-request (ids, a few request facts and wall-clock timestamps) and, for sampled requests, hands
-it to the span sink at the end; building and exporting spans happens off the event loop
-(``tracing/export.py``, loaded only then).
+Without an OTLP endpoint this is all that happens: a couple of hundred nanoseconds per
+request, slices of pre-drawn random hex digits and one joined line. With one,
+``Tracing.begin`` keeps a ``Trace`` on each request (ids, a few request facts and wall-clock
+timestamps) and, for sampled requests, hands it to the span sink at the end; building and
+exporting spans happens off the event loop (``tracing/export.py``, loaded only then).
 
-Ids come from ``random.getrandbits`` (the module's generator, reseeded in every forked
-worker): trace ids need to be unique and unpredictable enough to spread across samplers, not
-secret, and a ``getrandom()`` syscall per request would cost more than the rest of this.
+Ids come from ``os.urandom``, drawn for 1,024 traces at a time (``IdSource``): a
+``getrandom()`` syscall, or a random draw and its hex formatting, per request would cost more
+than the rest of this.
 """
 
 from __future__ import annotations
 
-import random
+import os
 import time
+from binascii import hexlify
 from typing import Final, Protocol
 
 from propylon.http.request import Request
 
-_HEX_AND_DASH: Final = b"0123456789abcdef-"
+_SHAPE: Final = b"xx-" + b"x" * 32 + b"-" + b"x" * 16 + b"-xx"
+_SHAPE_OF: Final = bytes(
+    120 if 48 <= c <= 57 or 97 <= c <= 102 else 45 if c == 45 else 33 for c in range(256)
+)
+"""Maps a lower-case hex digit to ``x``, a dash to itself, anything else to ``!``: one
+``translate`` then checks every character of a ``traceparent`` against ``_SHAPE``."""
 _ZERO_TRACE: Final = b"0" * 32
 _ZERO_SPAN: Final = b"0" * 16
-_MASK64: Final = (1 << 64) - 1
+_ID_BUFFER: Final = 1024 * 24
+"""Random bytes drawn at once: ids (24 bytes: trace and span) for 1,024 new traces."""
+_ZERO_BYTES: Final = bytes(8)
 TRACEPARENT_LINE: Final = b"traceparent: "
 """How the first line of ``Tracing.upstream_lines`` starts; the value follows (55 bytes)."""
 TRACESTATE_LINE: Final = b"\r\ntracestate: "
@@ -45,18 +53,16 @@ def valid_traceparent(value: bytes) -> bool:
     ``ff`` is invalid; an all-zero trace or parent id is invalid. A later version is parsed
     as ``00`` is, and may carry more fields after a dash at position 55 (s.4.3).
     """
+    # One translate and one comparison for the shape: about 3x faster compiled than
+    # checking the separators, the characters and the dashes' count one by one.
     size = len(value)
-    if size < 55:
+    if size != 55:
+        if size < 55 or value[55] != 45 or (value[0] == 48 and value[1] == 48):
+            return False
+        value = value[:55]
+    if value.translate(_SHAPE_OF) != _SHAPE:
         return False
-    if size > 55 and (value[55] != 45 or value[:2] == b"00"):
-        return False
-    if value[2] != 45 or value[35] != 45 or value[52] != 45:
-        return False
-    head = value[:55]
-    # Only hex digits and dashes, and only three dashes (at the places checked above).
-    if head.count(b"-") != 3 or head.translate(None, _HEX_AND_DASH):
-        return False
-    if value[:2] == b"ff":
+    if value[0] == 102 and value[1] == 102:  # version ff
         return False
     return value[3:35] != _ZERO_TRACE and value[36:52] != _ZERO_SPAN
 
@@ -69,21 +75,44 @@ def sent_flags(flags: bytes) -> bytes:
     return b"%02x" % (int(flags, 16) & 0x03)
 
 
-def _ids() -> tuple[int, int]:
-    """A new trace id (128 bits) and span id (64 bits), neither zero; one draw."""
-    while True:
-        bits = random.getrandbits(192)
-        trace = bits >> 64
-        span = bits & _MASK64
-        if trace != 0 and span != 0:
-            return trace, span
+class IdSource:
+    """Random ids for one process, as hex digits: ``os.urandom`` fills a buffer for 1,024
+    new traces at a time, hexlified once, and each id is a slice of it. Per request that
+    is one slice where a random draw and its formatting cost about four times as much.
+    Forked workers start afresh (``reset``), so no two share ids."""
+
+    __slots__ = ("hex", "next")
+
+    def __init__(self) -> None:
+        self.hex = b""
+        self.next = 0
+
+    def reset(self) -> None:
+        self.hex = b""
+        self.next = 0
+
+    def take(self, digits: int) -> int:
+        """Where ``digits`` fresh hex digits start in ``self.hex``."""
+        at = self.next
+        if at + digits > len(self.hex):
+            raw = os.urandom(_ID_BUFFER)
+            # No id may be all zeros: redraw in the (2^-64-ish) case of 8 zero bytes.
+            while _ZERO_BYTES in raw:
+                raw = os.urandom(_ID_BUFFER)
+            self.hex = hexlify(raw)
+            at = 0
+        self.next = at + digits
+        return at
 
 
-def span_id() -> int:
-    while True:
-        span = random.getrandbits(64)
-        if span != 0:
-            return span
+_IDS: Final = IdSource()
+os.register_at_fork(after_in_child=_IDS.reset)
+
+
+def span_id() -> bytes:
+    """A new span id: 16 hex digits, not all zero."""
+    at = _IDS.take(16)
+    return _IDS.hex[at : at + 16]
 
 
 class SpanSink(Protocol):
@@ -143,7 +172,7 @@ class Trace:
         self.flags: Final = flags
         self.state: Final = state
         self.sampled: Final = sampled
-        self.upstream_id = b"%016x" % span_id()
+        self.upstream_id = span_id()
         """The CLIENT span's id: the parent id the upstream receives."""
         self.server_id = b""
         """The SERVER span's id (sampled traces only)."""
@@ -174,11 +203,18 @@ class Trace:
         """The ``traceparent`` (and ``tracestate``) lines for the upstream request head."""
         if self.sampled:
             self.upstream_started = time.time_ns()
-        line = b"traceparent: 00-%s-%s-%s" % (self.trace_id, self.upstream_id, self.flags)
         state = self.state
-        if state is not None:
-            return line + TRACESTATE_LINE + state
-        return line
+        return b"".join(
+            (
+                b"traceparent: 00-",
+                self.trace_id,
+                b"-",
+                self.upstream_id,
+                b"-",
+                self.flags,
+                b"" if state is None else TRACESTATE_LINE + state,
+            )
+        )
 
     def upstream_failed(self, kind: str) -> None:
         """The upstream call failed (``timeout``, ``refused``, ...)."""
@@ -219,8 +255,10 @@ class Tracing:
     __slots__ = ("bound", "sink")
 
     def __init__(self, sample_ratio: float, sink: SpanSink | None = None) -> None:
-        self.bound = min(int(sample_ratio * (1 << 64)), 1 << 64)
-        """New traces whose id's low 64 bits are below this are sampled."""
+        bound = int(sample_ratio * (1 << 64))
+        self.bound: Final = b"%016x" % bound if bound < 1 << 64 else None
+        """New traces whose id's low 64 bits (as 16 hex digits, which compare as the
+        numbers do) are below this are sampled; None: all of them."""
         self.sink = sink
         """Set when spans are exported (an OTLP endpoint); None: propagation only."""
 
@@ -229,21 +267,35 @@ class Tracing:
         upstream, continuing the client's trace or beginning one."""
         incoming = request.traceparent
         if incoming is not None and valid_traceparent(incoming):
-            line = b"traceparent: 00-%s-%016x-%s" % (
-                incoming[3:35],
-                span_id(),
-                sent_flags(incoming[53:55]),
-            )
+            # join and hexlify rather than %-formatting: ~40% less time compiled.
             state = request.tracestate
-            if state is not None:
-                return line + TRACESTATE_LINE + state
-            return line
-        trace, span = _ids()
-        return b"traceparent: 00-%032x-%016x-%s" % (
-            trace,
-            span,
-            b"01" if (trace & _MASK64) < self.bound else b"00",
+            return b"".join(
+                (
+                    b"traceparent: 00-",
+                    incoming[3:36],
+                    span_id(),
+                    b"-",
+                    sent_flags(incoming[53:55]),
+                    b"" if state is None else TRACESTATE_LINE + state,
+                )
+            )
+        at = _IDS.take(48)
+        ids = _IDS.hex
+        return b"".join(
+            (
+                b"traceparent: 00-",
+                ids[at : at + 32],
+                b"-",
+                ids[at + 32 : at + 48],
+                b"-01" if self._samples(ids, at) else b"-00",
+            )
         )
+
+    def _samples(self, ids: bytes, at: int) -> bool:
+        """Whether the new trace id at ``at`` is sampled (OpenTelemetry's
+        ``TraceIdRatioBased``: its low 64 bits against the ratio)."""
+        bound = self.bound
+        return bound is None or ids[at + 16 : at + 32] < bound
 
     def begin(self, request: Request, sink: SpanSink) -> Trace:
         """A request on a gateway that exports spans: its trace, continued or begun."""
@@ -260,11 +312,12 @@ class Tracing:
                 (int(flags, 16) & 1) == 1,
             )
         else:
-            high, _ = _ids()
-            sampled = (high & _MASK64) < self.bound
-            trace = Trace(sink, b"%032x" % high, None, b"01" if sampled else b"00", None, sampled)
+            at = _IDS.take(32)
+            ids = _IDS.hex
+            sampled = self._samples(ids, at)
+            trace = Trace(sink, ids[at : at + 32], None, b"01" if sampled else b"00", None, sampled)
         if trace.sampled:
-            trace.server_id = b"%016x" % span_id()
+            trace.server_id = span_id()
             trace.started = time.time_ns()
             trace.method = request.method
             trace.target = request.target
