@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
+from pathlib import Path
 
 from propylon.config.model import TracingSpec
 from tests.support.client import request
 from tests.support.gateway import BEARER, config, route, running
 from tests.support.otlp import OtlpReceiver
+from tests.support.processes import gateway_process, ocelot_file
 from tests.support.upstreams import RawUpstream, RecordingUpstream, Seen, free_port
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -262,3 +265,31 @@ async def test_a_collector_that_never_answers_costs_requests_nothing_but_a_count
         release.set()
         await up.close()
         await collector.close()
+
+
+async def test_every_worker_of_a_gateway_process_exports_its_spans(tmp_path: Path) -> None:
+    """``propylon run --workers 2 --otlp-endpoint``: each forked worker has its own
+    exporter thread and ids of its own, and SIGTERM's drain sends what is queued."""
+    up = await RecordingUpstream().start()
+    collector = await OtlpReceiver().start()
+    try:
+        port = free_port()
+        args = ("--otlp-endpoint", collector.url, "--otlp-sample-ratio", "1")
+        with gateway_process(ocelot_file(tmp_path, up.port), port, 2, args=args) as proc:
+            for _ in range(40):
+                r = await request(port, "GET", "/api/things")
+                assert r.status == 200
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 20) == 0
+        servers = collector.of_kind("SERVER")
+        assert len(servers) == 40 and len(collector.of_kind("CLIENT")) == 40
+        assert {s.name for s in servers} == {"GET /api/{everything}"}
+        assert len({s.trace_id for s in servers}) == 40
+        assert {sent(seen)[:2] for seen in up.seen} == {
+            (c.trace_id, c.span_id) for c in collector.of_kind("CLIENT")
+        }
+        # Both workers took requests (SO_REUSEPORT spreads connections): two ids sources.
+        assert len({s.resource["process.pid"] for s in servers}) == 2
+    finally:
+        await collector.close()
+        await up.close()

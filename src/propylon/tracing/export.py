@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -69,8 +70,13 @@ class OtlpSink:
         self._routes = tuple(route_templates)
         self._interval = interval
         self._queue: deque[Trace] = deque()
+        # Built in the worker (after the fork): process.pid tells the workers apart.
         self._resource = Resource.create(
-            {"service.name": spec.service_name, "service.version": __version__}
+            {
+                "service.name": spec.service_name,
+                "service.version": __version__,
+                "process.pid": os.getpid(),
+            }
         )
         self._scope = InstrumentationScope("propylon", __version__)
         # The SDK logs every failed or retried batch; a dead collector would flood the log.
