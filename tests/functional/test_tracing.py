@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from propylon.config.model import TracingSpec
+from propylon.plane.chain import Chain
+from propylon.plane.stage import Flow, ResponseStage
 from tests.support.client import request
 from tests.support.gateway import BEARER, config, route, running
 from tests.support.otlp import OtlpReceiver
@@ -292,4 +294,52 @@ async def test_every_worker_of_a_gateway_process_exports_its_spans(tmp_path: Pat
         assert len({s.resource["process.pid"] for s in servers}) == 2
     finally:
         await collector.close()
+        await up.close()
+
+
+class TraceparentSeen(ResponseStage):
+    """What a response stage (the access log is one) reads as the forwarded traceparent."""
+
+    name = "traceparent seen"
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def on_end(self, flow: Flow, status: int, seconds: float) -> None:
+        self.values.append(flow.traceparent())
+
+
+async def test_stages_read_the_traceparent_that_was_forwarded() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        async with running(
+            config(route("/items/{id}", up.port), route("/secure", up.port, auth=BEARER))
+        ) as gw:
+            seen = TraceparentSeen()
+            for plan in gw.plans:
+                plan.chain = Chain(plan.chain.stages, gw, (seen,))
+            headers = [("traceparent", CLIENT_TRACEPARENT), ("tracestate", "a=1")]
+            await request(gw.port, "GET", "/items/1", headers)
+            await request(gw.port, "GET", "/secure")  # 401: nothing was forwarded
+            assert seen.values == [up.seen[0].header("traceparent").encode(), b""]
+    finally:
+        await up.close()
+
+
+async def test_a_collector_that_is_down_costs_requests_nothing_but_a_counter() -> None:
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(
+            route("/items/{id}", up.port),
+            tracing=TracingSpec(otlp_endpoint=f"http://127.0.0.1:{free_port()}/v1/traces"),
+        )
+        async with running(cfg) as gw:
+            slowest = 0.0
+            for _ in range(20):
+                began = time.perf_counter()
+                assert (await request(gw.port, "GET", "/items/1")).status == 200
+                slowest = max(slowest, time.perf_counter() - began)
+            assert slowest < 0.5
+        assert gw.stats.snapshot()["tracing"] == {"spans_exported": 0, "spans_dropped": 40}
+    finally:
         await up.close()

@@ -48,6 +48,8 @@ EXPORT_TIMEOUT = 5.0
 """Seconds one export may take, the SDK's retries included."""
 CLOSE_TIMEOUT = 2.0
 """Seconds a stopping worker waits for its last spans to go out."""
+SHUTDOWN_TIMEOUT = 0.5
+"""... and then for the exporter to give up its retries."""
 
 _UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
@@ -120,10 +122,16 @@ class OtlpSink:
         """Export what is queued (for up to ``CLOSE_TIMEOUT``), then stop the thread."""
         self._closing = True
         self._wake.set()
-        if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join, CLOSE_TIMEOUT)
-        # Ends the exporter's retries too, should a dead collector still hold the thread.
+        thread = self._thread
+        if thread.is_alive():
+            await asyncio.to_thread(thread.join, CLOSE_TIMEOUT)
+        # Ends the exporter's retries too, should a dead collector still hold the thread:
+        # a batch waiting to be retried then fails at once, and is counted.
         self._exporter.shutdown()  # type: ignore[no-untyped-call]
+        if thread.is_alive():
+            # A collector that never answers holds it until the export's timeout: it is a
+            # daemon thread, and whatever it sends now is not waited for.
+            await asyncio.to_thread(thread.join, SHUTDOWN_TIMEOUT)
         queue = self._queue
         while queue:
             self._dropped_on_loop += 2 if queue.popleft().upstream_started else 1
