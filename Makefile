@@ -15,7 +15,7 @@ GATEWAY_SRC := $(shell find src/propylon -name '*.py')
 PURE_MARK := $(VENV)/.pure-python
 SERVICE_PKGS := $(wildcard services/*/pyproject.toml)
 
-.PHONY: help install run test lint typecheck unit bench bench-quick bench-soak clean
+.PHONY: help install run test lint typecheck unit bench bench-quick bench-soak bench-faults bench-reload clean
 
 help:
 	@echo "make run          start the whole stack on this machine (Ctrl-C stops it)"
@@ -23,6 +23,8 @@ help:
 	@echo "make bench        propylon vs nginx, full interleaved run (minutes)"
 	@echo "make bench-quick  2-second smoke run of the benchmark harness"
 	@echo "make bench-soak   5-minute memory soak at 500 connections"
+	@echo "make bench-faults fault injection: kills, outages, slow hosts (about 1 minute)"
+	@echo "make bench-reload 50 config reloads during 30 s of 64-connection load"
 
 $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,7 +39,7 @@ $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 		echo "      Python (same behaviour, slower; see docs/performance.md)"; }
 	@# Packages first (pure Python), then the compilation below, with every dependency
 	@# installed so that mypyc sees their types.
-	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev,redis,otlp]' -e ./services/servicekit \
+	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev,redis,watch,otlp]' -e ./services/servicekit \
 		-e './services/identity[postgresql,redis]' -e './services/profiles[postgresql]'
 	@touch $(STAMP)
 
@@ -83,6 +85,14 @@ bench-quick: $(COMPILED_STAMP)
 bench-soak: $(COMPILED_STAMP)
 	benchmarks/ensure-tools
 	$(PY) benchmarks/bench.py --scenarios soak
+
+# Real gateway and upstream processes on free ports, an asyncio load generator: no tools.
+bench-faults: $(COMPILED_STAMP)
+	$(PY) benchmarks/faults.py
+
+# Needs no nginx or wrk: its own upstream and client, on free ports.
+bench-reload: $(COMPILED_STAMP)
+	$(PY) benchmarks/reload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

@@ -15,6 +15,7 @@ from setuptools import setup
 
 COMPILED = [
     # engine: the protocols on both sides, the exchange between them, per-request decisions
+    # (and each config generation, whose plan endings every chain calls)
     "src/propylon/engine/server.py",
     "src/propylon/engine/exchange.py",
     "src/propylon/engine/gateway.py",
@@ -22,6 +23,7 @@ COMPILED = [
     "src/propylon/engine/client_limits.py",
     "src/propylon/engine/responder.py",
     "src/propylon/engine/route_plan.py",
+    "src/propylon/engine/generation.py",
     # the chain: stage contract, the run loop, and the stages of authenticated routes
     "src/propylon/plane/stage.py",
     "src/propylon/plane/chain.py",

@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     _tls_flags(run)
     _tracing_flags(run)
     run.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="reload whenever the config file changes, as SIGHUP does (needs propylon[watch])",
+    )
+    run.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -214,18 +219,34 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    config = _load_or_report(args.config, args)
-    if config is None:
-        return EXIT_UNUSABLE
     import os
 
-    from propylon.config.admin import with_admin
+    from propylon.config.source import ConfigSource
 
+    # How the file is read now and on every reload (SIGHUP, POST /reload): the same flags.
+    source = ConfigSource(
+        args.config,
+        _format(args),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_port=args.tls_port,
+        tls_only=args.tls_only,
+        admin=args.admin,
+        otlp_endpoint=args.otlp_endpoint,
+        otlp_sample_ratio=args.otlp_sample_ratio,
+    )
     try:
-        config = with_admin(config, args.admin, os.environ)
+        loaded = source.load(os.environ)
     except ConfigError as exc:
         _print(exc.problems, sys.stderr)
+        errors = sum(p.severity == "error" for p in exc.problems)
+        print(
+            f"{args.config}: not usable ({errors} error{'' if errors == 1 else 's'})",
+            file=sys.stderr,
+        )
         return EXIT_UNUSABLE
+    config = loaded.config
+    _print(config.warnings, sys.stderr)
     from propylon.config.tracing import sdk_problem
 
     missing = sdk_problem(config)
@@ -238,7 +259,15 @@ def _run(args: argparse.Namespace) -> int:
     # never need.
     from propylon.engine.runner import serve
 
-    return serve(config, host=args.host, port=args.port, workers=args.workers)
+    return serve(
+        config,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        source=source,
+        loaded=loaded,
+        watch_config=args.watch_config,
+    )
 
 
 def _publish_assertion_keys(config: GatewayConfig) -> bool:

@@ -82,6 +82,9 @@ UPSTREAM_TIMEOUT = ErrorKind(
     504, 522, "UpstreamTimeout", "The upstream service did not answer in time."
 )
 SHUTTING_DOWN = ErrorKind(503, 524, "ShuttingDown", "The gateway is shutting down.")
+CONFIG_REJECTED = ErrorKind(
+    400, 526, "ConfigRejected", "The new config is not valid; the previous one still serves."
+)
 INTERNAL = ErrorKind(
     500, 500, "UndefinedServerException", "The gateway failed to handle the request."
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -136,6 +137,27 @@ async def test_an_unknown_kid_triggers_one_refresh_then_not_again_within_the_int
         with pytest.raises(AuthFailure):
             await auth.authenticate_async(token(RSA_2, "k3"), ("idp",))
         assert server.hits == 2
+
+
+async def test_a_refresh_leaves_no_exception_being_handled() -> None:
+    # The compiled authenticator once awaited the refresh inside its except block, which left
+    # KeyRefreshNeeded as the worker's exception being handled: every later exception
+    # chained onto it (and a growing chain of them, one per unknown kid). It shows when
+    # requests wait for the refresh together, as they do in a gateway.
+    async with serving(jwk(RSA_1, "k1")) as server, started(spec(server)) as auth:
+        server.keys.append(jwk(RSA_2, "k2"))
+        waiting = [auth.authenticate_async(token(RSA_2, "k2"), ("idp",)) for _ in range(5)]
+        principals = await asyncio.gather(*(asyncio.ensure_future(w) for w in waiting))
+        assert {p.subject for p in principals} == {"alice"}
+        await asyncio.sleep(0)
+        assert sys.exc_info() == (None, None, None)
+        with pytest.raises(AuthFailure) as refused:
+            await auth.authenticate_async(token(RSA_2, "k3"), ("idp",))
+        assert refused.value.__context__ is None
+        try:
+            raise LookupError("unrelated")
+        except LookupError as unrelated:
+            assert unrelated.__context__ is None
 
 
 async def test_concurrent_unknown_kids_share_one_fetch() -> None:

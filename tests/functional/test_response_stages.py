@@ -37,7 +37,7 @@ async def test_response_stages_see_heads_and_every_end() -> None:
         async with running(cfg) as gw:
             recorder = Recorder()
             for plan in gw.plans[:2]:
-                plan.chain = Chain(plan.chain.stages, gw, (recorder,))
+                plan.chain = Chain(plan.chain.stages, plan.chain.ending, (recorder,))
 
             r = await request(gw.port, "GET", "/secure", [("Authorization", f"Bearer {token()}")])
             assert r.status == 200

@@ -317,7 +317,7 @@ async def test_stages_read_the_traceparent_that_was_forwarded() -> None:
         ) as gw:
             seen = TraceparentSeen()
             for plan in gw.plans:
-                plan.chain = Chain(plan.chain.stages, gw, (seen,))
+                plan.chain = Chain(plan.chain.stages, plan.chain.ending, (seen,))
             headers = [("traceparent", CLIENT_TRACEPARENT), ("tracestate", "a=1")]
             await request(gw.port, "GET", "/items/1", headers)
             await request(gw.port, "GET", "/secure")  # 401: nothing was forwarded

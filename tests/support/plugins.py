@@ -64,3 +64,21 @@ class Picky(Plugin):
 
 class NotAPlugin:
     pass
+
+
+class Gated(Plugin):
+    """Holds every request until the test opens ``gate`` (a request waiting in a stage);
+    records its own closing."""
+
+    gate: asyncio.Event | None = None
+    arrived: asyncio.Event | None = None
+    closed: list[str] = []
+
+    async def on_request(self, call: Call) -> None:
+        assert Gated.gate is not None and Gated.arrived is not None
+        Gated.arrived.set()
+        await Gated.gate.wait()
+        call.add_upstream_header("X-Gated-By", str(self.settings.get("tag", "")))
+
+    async def close(self) -> None:
+        Gated.closed.append(str(self.settings.get("tag", "")))

@@ -40,13 +40,15 @@ class RecordingUpstream:
     runner: web.AppRunner | None = None
     handler: Callable[[web.Request, Seen], Awaitable[web.StreamResponse]] | None = None
 
-    async def start(self, port: int = 0) -> RecordingUpstream:
-        """Listen on ``port`` (0: any free one; a former one to restart a killed upstream)."""
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> RecordingUpstream:
+        """Listen on ``port`` (0: any free one; a former one to restart a killed upstream),
+        on ``host`` (127.0.0.2, .3...: loopback too on Linux, for several addresses of one
+        name on one port)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        site = web.TCPSite(self.runner, host, port)
         await site.start()
         server = site._server
         assert server is not None

@@ -258,3 +258,32 @@ def test_a_host_is_up_in_the_merged_report_only_if_every_worker_has_it_up() -> N
         "last_cause": "refused",
     }
     assert "health" not in report["upstreams"][HOSTS[1]]
+
+
+def test_discovered_names_merge_to_the_freshest_set_and_any_workers_failure() -> None:
+    def worker(addresses: list[str], at: float | None, error: str | None) -> dict[str, Any]:
+        stats = GatewayStats([("GET /p", "routes[0]")], [])
+        state = {
+            "addresses": addresses,
+            "resolved_at": at,
+            "failing": error is not None,
+            "last_error": error,
+            "ttl": 30.0,
+        }
+        stats.discovery = lambda: {"profiles": dict(state)}
+        return stats.snapshot()
+
+    fresh = worker(["10.0.0.1", "10.0.0.2"], 1_700_000_100.0, None)
+    stale = worker(["10.0.0.1"], 1_700_000_000.0, "timed out after 2s")
+    for order in ([fresh, stale], [stale, fresh]):
+        merged = merge_snapshots(order)
+        assert merged["discovery"]["profiles"] == {
+            "addresses": ["10.0.0.1", "10.0.0.2"],
+            "resolved_at": 1_700_000_100.0,
+            "failing": True,
+            "last_error": "timed out after 2s",
+            "ttl": 30.0,
+        }
+    report = render_report(merge_snapshots([fresh]), workers=1)
+    assert report["discovery"]["profiles"]["resolved_at"] == "2023-11-14T22:15:00.000Z"
+    assert "discovery" not in render_report(merge_snapshots([]), workers=0)

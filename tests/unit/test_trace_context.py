@@ -131,7 +131,7 @@ def test_begin_keeps_the_ids_it_will_send() -> None:
 async def test_the_sink_queue_is_bounded_and_counts_what_it_drops() -> None:
     """Submitting never waits: past MAX_QUEUE traces (the thread not started here, as when
     a dead collector holds it), each one is dropped and counted; closing counts the rest."""
-    sink = OtlpSink(TracingSpec(f"http://127.0.0.1:{free_port()}/v1/traces"), ["/a"])
+    sink = OtlpSink(TracingSpec(f"http://127.0.0.1:{free_port()}/v1/traces"))
     tracing = Tracing(1.0, sink)
     for _ in range(MAX_QUEUE + 10):
         trace = tracing.begin(request(), sink)

@@ -184,3 +184,49 @@ def test_a_retry_gets_another_host_the_balancers_way_when_there_is_one() -> None
     assert single.pick_again(request, pools[0]) is pools[0]
     pools[0].health.out_until = clock.now + 1.0
     assert single.pick_again(request, pools[0]) is None
+
+
+def test_a_new_host_set_carries_the_in_flight_counts_of_the_hosts_that_stay() -> None:
+    """A discovered name's addresses changed: the replacement selector knows what is in
+    flight on the hosts both sets have, and ignores releases of a host it does not have."""
+    clock = Clock()
+    a, b, c = _pools(1, 2, 3)
+    for kind in ("least_connection", "power_of_two"):
+        old = selector_for(BalancerSpec(kind=kind), [a, b], clock, Tables())
+        while old.pick(Request()) is not b:  # b busy: 1 in flight, a: some
+            pass
+        for _ in range(3):
+            old.pick(Request())
+        new = selector_for(BalancerSpec(kind=kind), [b, c], clock, Tables())
+        new.adopt(old)
+        counts = getattr(new, "leases" if kind == "least_connection" else "in_flight")
+        before = getattr(old, "leases" if kind == "least_connection" else "in_flight")
+        assert counts == [before[1], 0] and counts[0] >= 1
+        new.release(a)  # an exchange on a removed host ends: nothing to count down
+        assert counts == [before[1], 0]
+        new.release(b)
+        assert counts == [before[1] - 1, 0]
+        assert new.pick_again(Request(), a) in (b, c)  # the host tried has left the set
+
+
+def test_weighted_and_round_robin_selectors_carry_their_state_and_no_hosts_is_a_503() -> None:
+    clock = Clock()
+    a, b, c = _pools(1, 2, 3)
+    old = selector_for(BalancerSpec(kind="round_robin"), [a, b, c], clock, Tables())
+    assert [old.pick(Request()) for _ in range(2)] == [a, b]
+    new = selector_for(BalancerSpec(kind="round_robin"), [a, b, c], clock, Tables())
+    new.adopt(old)
+    assert new.pick(Request()) is c  # goes on where the old one was
+    smaller = selector_for(BalancerSpec(kind="round_robin"), [a, b], clock, Tables())
+    smaller.adopt(new)
+    assert smaller.pick(Request()) is a
+    weighted = selector_for(
+        BalancerSpec(kind="weighted_round_robin", weights=(5, 1)), [a, b], clock, Tables()
+    )
+    weighted.pick(Request())
+    grown = selector_for(
+        BalancerSpec(kind="weighted_round_robin", weights=(5, 1, 1)), [a, b, c], clock, Tables()
+    )
+    grown.adopt(weighted)
+    assert grown.current[:2] == weighted.current and grown.current[2] == 0  # type: ignore[attr-defined]
+    assert selector_for(BalancerSpec(), [], clock, Tables()).pick(Request()) is None

@@ -18,6 +18,7 @@ from propylon import errors
 from propylon.admin.config_view import config_view
 from propylon.admin.guard import TokenGuard
 from propylon.admin.metrics import CONTENT_TYPE, render_metrics
+from propylon.admin.reloads import ReloadControl
 from propylon.admin.workers import WorkerGroup
 from propylon.config.model import GatewayConfig
 from propylon.config.route_table import table_rows, title
@@ -34,8 +35,8 @@ ADMIN_NOT_FOUND = errors.ErrorKind(404, 421, "RouteNotFound", "No admin endpoint
 JWKS_OFF = errors.ErrorKind(
     404, 421, "RouteNotFound", "Signed gateway assertions are off: there are no public keys."
 )
-RELOAD_LATER = errors.ErrorKind(
-    501, 520, "NotImplemented", "Reloading the config is not implemented yet (issue #14 item 2)."
+RELOAD_UNFINISHED = errors.ErrorKind(
+    503, 511, "NotReady", "The reload did not finish in time; see data for how far it got."
 )
 DASHBOARD_LATER = errors.ErrorKind(
     501, 520, "NotImplemented", "The dashboard is not implemented yet (issue #14 item 5)."
@@ -51,6 +52,8 @@ class AdminContext:
     group: WorkerGroup
     jwks: dict[str, Any] | None
     """The assertion's public JWK set; None when assertions are off."""
+    reloads: ReloadControl | None = None
+    """Reloads (``POST /reload``, the record); None: this gateway cannot reload."""
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -94,20 +97,29 @@ def build_app(context: AdminContext) -> web.Application:
 
     app = web.Application(middlewares=[envelope_errors])
     group = context.group
-    config = context.config
+    reloads = context.reloads
+
+    def current() -> GatewayConfig:
+        return reloads.config() if reloads is not None else context.config
+
+    def last_reload() -> dict[str, Any] | None:
+        return reloads.record() if reloads is not None else None
 
     async def healthz(_request: web.Request) -> web.Response:
         return _json({"alive": True})
 
     async def readyz(_request: web.Request) -> web.Response:
         state = group.readiness()
+        record = last_reload()
         body = {
             "ready": state.ready,
             "draining": state.draining,
             "reason": state.reason,
             "workers": state.workers,
-            "config": config.source,
-            "last_reload_error": None,  # hot reload (issue #14 item 2) fills this in
+            "config": context.config.source,
+            # Still ready when the last reload failed: the previous config serves.
+            "last_reload_error": record["last_error"] if record is not None else None,
+            "last_reload": record,
         }
         if state.ready:
             return _json(body)
@@ -124,15 +136,16 @@ def build_app(context: AdminContext) -> web.Application:
 
     async def metrics(_request: web.Request) -> web.Response:
         snapshots = await group.snapshots()
-        body = render_metrics(merge_snapshots(snapshots), snapshots, group.workers)
+        body = render_metrics(merge_snapshots(snapshots), snapshots, group.workers, last_reload())
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
     async def show_config(_request: web.Request) -> web.Response:
-        return _json(config_view(config))
+        return _json(config_view(current()))
 
     async def routes(_request: web.Request) -> web.Response:
+        config = current()
         return _json({"title": title(config), "routes": table_rows(config)})
 
     async def jwks(_request: web.Request) -> web.Response:
@@ -144,7 +157,13 @@ def build_app(context: AdminContext) -> web.Application:
         return response
 
     async def reload(_request: web.Request) -> web.Response:
-        return error_response(RELOAD_LATER)
+        if reloads is None:
+            return error_response(RELOAD_UNFINISHED, data={"result": "unavailable"})
+        status, data = await reloads.reload()
+        if status == 200:
+            return _json(data)
+        kind = errors.CONFIG_REJECTED if status == 400 else RELOAD_UNFINISHED
+        return error_response(kind, data=data)
 
     async def dashboard(_request: web.Request) -> web.Response:
         return error_response(DASHBOARD_LATER)

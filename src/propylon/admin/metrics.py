@@ -80,11 +80,16 @@ class SnapshotCollector(Collector):
     """One scrape's families, from one merged snapshot and the workers' own ones."""
 
     def __init__(
-        self, merged: dict[str, Any], workers: list[dict[str, Any]], configured: int
+        self,
+        merged: dict[str, Any],
+        workers: list[dict[str, Any]],
+        configured: int,
+        reloads: dict[str, Any] | None = None,
     ) -> None:
         self.merged = merged
         self.workers = workers
         self.configured = configured
+        self.reloads = reloads
 
     def collect(self) -> Iterator[Metric]:
         snap = self.merged
@@ -124,6 +129,31 @@ class SnapshotCollector(Collector):
         yield from self._routes(snap["routes"])
         yield from self._upstreams(snap["upstreams"])
         yield from self._state()
+        yield from self._reloads()
+
+    def _reloads(self) -> Iterator[Metric]:
+        record = self.reloads
+        if record is None:
+            return
+        total = CounterMetricFamily(
+            "propylon_config_reloads",
+            "Config reloads (SIGHUP, POST /reload), by result.",
+            labels=["result"],
+        )
+        total.add_metric(["success"], record["successes"])
+        total.add_metric(["failure"], record["failures"])
+        yield total
+        yield GaugeMetricFamily(
+            "propylon_config_last_reload_success",
+            "Whether the last reload succeeded (1; also before any reload) or failed (0).",
+            value=0 if record["result"] == "failure" else 1,
+        )
+        if record["last_success_at"] is not None:
+            yield GaugeMetricFamily(
+                "propylon_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful reload.",
+                value=record["last_success_at"],
+            )
 
     def _routes(self, routes: list[dict[str, Any]]) -> Iterator[Metric]:
         labels = list(ROUTE_LABELS)
@@ -213,7 +243,12 @@ class SnapshotCollector(Collector):
         yield from (down, outages, failed)
 
 
-def render_metrics(merged: dict[str, Any], workers: list[dict[str, Any]], configured: int) -> bytes:
+def render_metrics(
+    merged: dict[str, Any],
+    workers: list[dict[str, Any]],
+    configured: int,
+    reloads: dict[str, Any] | None = None,
+) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(merged, workers, configured))
+    registry.register(SnapshotCollector(merged, workers, configured, reloads))
     return generate_latest(registry)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 
 from aiohttp import web
 
 from propylon.admin.app import AdminContext, build_app
+from propylon.admin.reloads import ReloadControl
 from propylon.admin.workers import WorkerGroup
 from propylon.config.model import GatewayConfig
+from propylon.config.source import ConfigSource
 
 log = logging.getLogger("propylon.admin")
 
@@ -31,18 +34,31 @@ def public_keys(config: GatewayConfig) -> dict[str, object] | None:
     return signer_for(config.assertion).jwks()
 
 
-def run_admin(config: GatewayConfig, sock: socket.socket, run_dir: str, workers: int) -> int:
+def run_admin(
+    config: GatewayConfig,
+    sock: socket.socket,
+    run_dir: str,
+    workers: int,
+    source: ConfigSource | None = None,
+) -> int:
     # Ctrl-C reaches the whole process group; the supervisor decides when this one stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    return asyncio.run(_serve(config, sock, run_dir, workers))
+    return asyncio.run(_serve(config, sock, run_dir, workers, source))
 
 
-async def _serve(config: GatewayConfig, sock: socket.socket, run_dir: str, workers: int) -> int:
+async def _serve(
+    config: GatewayConfig,
+    sock: socket.socket,
+    run_dir: str,
+    workers: int,
+    source: ConfigSource | None,
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    context = AdminContext(config, WorkerGroup(run_dir, workers), public_keys(config))
+    reloads = ReloadControl(run_dir, workers, config, source, os.environ, os.getppid())
+    context = AdminContext(config, WorkerGroup(run_dir, workers), public_keys(config), reloads)
     runner = web.AppRunner(build_app(context), access_log=None, handle_signals=False)
     await runner.setup()
     await web.SockSite(runner, sock).start()

@@ -113,7 +113,14 @@ class Authenticator:
         try:
             return self.authenticate(authorization, providers)
         except KeyRefreshNeeded as needed:
-            await needed.refresh()
+            refreshing = needed
+        # The await is outside the except block on purpose: compiled with mypyc, a coroutine
+        # suspended inside an except block leaves the exception set as the worker's
+        # "exception being handled", and every exception raised anywhere afterwards chains
+        # onto it (holding its traceback, frames and request alive; a chain that grows with
+        # each refresh requests wait for together). tests/unit/test_compiled_source.py
+        # forbids the pattern.
+        await refreshing.refresh()
         try:
             return self.authenticate(authorization, providers)
         except KeyRefreshNeeded as still:

@@ -21,6 +21,7 @@ from propylon.config.model import (
     IDENTITY_HEADER,
     ConfigError,
     ConfigFormat,
+    DnsSpec,
     ForwardingPolicy,
     GatewayConfig,
     JwtProviderSpec,
@@ -117,6 +118,7 @@ def compile_document(
         assertion=signing,
         admin=result.admin,
         tracing=result.tracing or TracingSpec(),
+        dns=result.dns or DnsSpec(),
         warnings=tuple(problems),
     )
 

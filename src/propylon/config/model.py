@@ -248,6 +248,26 @@ class HealthCheckSpec:
     unhealthy_threshold: int = 2
 
 
+DEFAULT_DNS_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSpec:
+    """How discovered host names are resolved (``upstream/discovery.py``).
+
+    ``nameservers``: (address, port) pairs queried directly (dnspython, record TTLs known);
+    empty: the system's resolver (``getaddrinfo``: ``/etc/hosts``, ``resolv.conf``), which
+    gives no TTL. A name is re-resolved every ``interval`` seconds, or sooner when its
+    records' TTL is shorter, but never more often than every ``min_interval``.
+    ``discover_all``: every route's host names are discovered unless the route says not."""
+
+    nameservers: tuple[tuple[str, int], ...] = ()
+    interval: float = DEFAULT_DNS_INTERVAL
+    min_interval: float = 1.0
+    timeout: float = 2.0
+    discover_all: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerSpec:
     """A route's circuit breaker (Ocelot ``QoSOptions``), as Ocelot 25's built-in one.
@@ -346,6 +366,10 @@ class RouteSpec:
     """Active health checks of this route's hosts (None: none)."""
     breaker: BreakerSpec | None = None
     """The route's circuit breaker (None: none)."""
+    discovery: float | None = None
+    """Seconds between re-resolutions of this route's host names (DNS discovery,
+    ``upstream/discovery.py``): each name is then as many targets as it has addresses.
+    None: names are not discovered (the system resolves them when a connection opens)."""
     assertion_audience: str | None = None
     """The ``aud`` of the signed gateway assertion this route sends upstream (the service's
     name); ``None``: the route sends none (assertions off, a public route, or opted out).
@@ -575,4 +599,5 @@ class GatewayConfig:
     admin: AdminSpec | None = None
     """The operations listener: off (None) unless the file or ``--admin`` asks for it."""
     tracing: TracingSpec = field(default_factory=TracingSpec)
+    dns: DnsSpec = field(default_factory=DnsSpec)
     warnings: tuple[Problem, ...] = ()

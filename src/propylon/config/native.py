@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError
 from propylon.config import (
     assertion,
     claim_headers,
+    dns,
     native_resilience,
     near_miss,
     templates,
@@ -30,6 +31,7 @@ from propylon.config.model import (
     IDENTITY_HEADER,
     ClaimHeader,
     CorsPolicy,
+    DnsSpec,
     DownstreamHost,
     IpRules,
     RateLimitPolicy,
@@ -74,6 +76,7 @@ TOP_LEVEL = (
     "assertion",
     "admin",
     "tracing",
+    "dns",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -96,6 +99,7 @@ class _Downstream(Strict):
     balancer: Any = None
     ejection: Any = None
     health_check: Any = None
+    discovery: Any = None
 
 
 class _Route(Strict):
@@ -146,7 +150,10 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
-    defaults = _Defaults(glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None)
+    resolver = dns.read_dns(data.get("dns"), ("dns",), diag)
+    defaults = _Defaults(
+        glob_ip, glob_cors if isinstance(glob_cors, CorsPolicy) else None, resolver
+    )
     limit_defaults = read_rate_limits(
         data.get("rate_limits"), ("rate_limits",), diag, per_route=False
     )
@@ -185,6 +192,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         assertion=signing,
         admin=admin,
         tracing=tracing,
+        dns=resolver,
     )
 
 
@@ -284,11 +292,12 @@ def _read_top(data: Mapping[Any, Any], diag: Diagnostics) -> _Top:
 class _Defaults:
     """What the top level gives every route that does not say otherwise."""
 
-    __slots__ = ("cors", "ip_rules")
+    __slots__ = ("cors", "dns", "ip_rules")
 
-    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None) -> None:
+    def __init__(self, ip_rules: IpRules | None, cors: CorsPolicy | None, dns: DnsSpec) -> None:
         self.ip_rules = ip_rules
         self.cors = cors
+        self.dns = dns
 
 
 def _read_routes(
@@ -413,6 +422,7 @@ def _compile(
     balancer = native_resilience.balancer(down.balancer, (*at, "balancer"), len(hosts), diag)
     ejection = native_resilience.ejection(down.ejection, (*at, "ejection"), diag)
     health_check = native_resilience.health_check(down.health_check, (*at, "health_check"), diag)
+    discovery = dns.route_discovery(down.discovery, (*at, "discovery"), diag, defaults.dns)
     breaker = native_resilience.circuit_breaker(
         route.circuit_breaker, (*loc, "circuit_breaker"), diag
     )
@@ -449,6 +459,7 @@ def _compile(
         ejection=ejection,
         health_check=health_check,
         breaker=breaker,
+        discovery=discovery,
     )
 
 

@@ -25,12 +25,14 @@ names case-insensitively (see ``ocelot_keys``). Semantics follow Ocelot's docume
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from propylon.config import (
     claim_headers,
+    dns,
     ocelot_access,
     ocelot_rate_limit,
     ocelot_resilience,
@@ -71,6 +73,7 @@ def read_ocelot(document: Document) -> ReadResult:
     data = normalise(document.data, FILE, (), spelling, diag)
     glob = _read_global(data.get("GlobalConfiguration"), diag)
     at = ("GlobalConfiguration",)
+    resolver = dns.read_dns(glob.Dns, (*at, "Dns"), diag, dns.OCELOT_KEYS)
     defaults = (
         ocelot_access.security_options(glob.SecurityOptions, at, diag),
         ocelot_access.cors(glob.Cors, at, diag),
@@ -103,6 +106,9 @@ def read_ocelot(document: Document) -> ReadResult:
             if spec.ocelot_rate_limit is not None and route.RateLimitOptions is None:
                 from_global.append((spec.source, spec.ocelot_rate_limit))
     ocelot_rate_limit.trap_warning(from_global, diag)
+    if resolver.discover_all:
+        # Ocelot has no per-route switch: the global one turns discovery on for every route.
+        routes = [replace(spec, discovery=resolver.interval) for spec in routes]
     base_url = _base_url(glob, diag)
     request_id_header = _request_id_header(glob, request_ids, diag)
     return ReadResult(
@@ -111,6 +117,7 @@ def read_ocelot(document: Document) -> ReadResult:
         provider_refs=tuple(refs),
         base_url=base_url,
         request_id_header=request_id_header,
+        dns=resolver,
     )
 
 

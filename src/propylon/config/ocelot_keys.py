@@ -81,6 +81,17 @@ CORS = Keys(
     },
 )
 
+DNS = Keys(
+    # propylon's extension (Ocelot's binder ignores it): DNS discovery, config/dns.py
+    supported={
+        "Nameservers": None,
+        "Interval": None,
+        "MinInterval": None,
+        "Timeout": None,
+        "Discovery": None,
+    },
+)
+
 
 def _field(value: Mapping[Any, Any], name: str) -> Any:
     for key, item in value.items():
@@ -221,6 +232,7 @@ GLOBAL = Keys(
         "SecurityOptions": SECURITY_OPTIONS,
         "Cors": CORS,
         "RateLimitOptions": GLOBAL_RATE_LIMIT,
+        "Dns": DNS,
     },
     unimplemented=frozenset(
         {

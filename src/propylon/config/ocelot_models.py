@@ -142,3 +142,5 @@ class GlobalConfiguration(_Model):
     SecurityOptions: SecurityOptionsModel | None = None
     Cors: CorsModel | None = None
     RateLimitOptions: GlobalRateLimitModel | None = None
+    Dns: dict[str, Any] | None = None
+    """propylon's extension (DNS discovery, ``config/dns.py``): Ocelot's binder ignores it."""

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from propylon.config.model import (
     AdminSpec,
     AssertionSettings,
+    DnsSpec,
     ForwardingPolicy,
     JwtProviderSpec,
     Limits,
@@ -60,3 +61,4 @@ class ReadResult:
     """The native ``admin`` block (its token is read later, when ``run`` starts)."""
     tracing: TracingSpec | None = None
     """The native ``tracing`` block."""
+    dns: DnsSpec | None = None

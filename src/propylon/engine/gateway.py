@@ -1,4 +1,6 @@
-"""One worker's gateway: everything built once at start-up, and the per-request decision.
+"""One worker's gateway: its listeners and connections, the config's current generation
+(``engine/generation.py``: built at start-up, rebuilt and swapped on each reload), and the
+per-request decision.
 
 ``decide`` is the request path up to the route: target form -> canonical path -> ``/stats``
 -> route (remembered per method, target and host). From there the route's chain runs its
@@ -24,11 +26,11 @@ from propylon import errors
 from propylon.auth import Authenticator, AuthFailure, authorize
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER
 from propylon.config.model import GatewayConfig, HealthCheckSpec
-from propylon.engine.client_limits import ClientLimits
+from propylon.engine.discovered import DiscoveredHosts, discovered
 from propylon.engine.exchange import Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
+from propylon.engine.generation import Generation, PlanEnding, Terminal
 from propylon.engine.listeners import TlsListener
-from propylon.engine.responder import Responder
 from propylon.engine.route_plan import RoutePlan
 from propylon.engine.server import ClientConnection, Handler
 from propylon.engine.watchdog import Watchdog
@@ -36,17 +38,25 @@ from propylon.http.host import HostRejected
 from propylon.http.request import HeaderRules, Request
 from propylon.paths import PathRejected, canonicalise
 from propylon.plane.build import Site, route_response_stages, route_stages
-from propylon.plane.chain import Chain, Ending
-from propylon.plane.stage import Flow, RequestStage
+from propylon.plane.chain import Chain
+from propylon.plane.stage import Flow
 from propylon.policies.claim_headers import stripped_names
 from propylon.policies.forwarding import TrustedProxies
 from propylon.policies.identity import IdentityHeader
 from propylon.policies.request_id import RequestIdPolicy
 from propylon.routing import MethodNotAllowed, NoRoute, RouteMatch, Router
-from propylon.stats import GatewayStats, StatsExchange, StatsGate, render_report
+from propylon.stats import (
+    GatewayStats,
+    RouteStats,
+    StatsExchange,
+    StatsGate,
+    UpstreamStats,
+    render_report,
+)
 from propylon.tracing.context import SpanSink, Tracing
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
+from propylon.upstream.health import NEVER_EJECTED
 from propylon.upstream.pool import UpstreamPool
 from propylon.upstream.selector import Tables, selector_for
 
@@ -79,7 +89,25 @@ class Routed:
         self.target: Final = target
 
 
-class Gateway(Handler, Ending):
+class Gateway(Handler, Terminal):
+    # The current generation's parts, as the request path reads them (set by ``_install``).
+    generation: Generation
+    config: GatewayConfig
+    router: Router
+    plans: list[RoutePlan]
+    site: Site
+    authenticator: Authenticator
+    identity: IdentityHeader
+    request_id: RequestIdPolicy
+    proxies: TrustedProxies
+    composer: HeadComposer
+    stats_gate: StatsGate
+    stats_path: str | None
+    exchange_context: ExchangeContext
+    _host_sensitive: bool
+    _allow_double_encoding: bool
+    _decisions: dict[tuple[bytes, bytes, bytes | None], Routed]
+
     def __init__(
         self,
         config: GatewayConfig,
@@ -87,110 +115,19 @@ class Gateway(Handler, Ending):
         worker_id: int = 0,
         workers: int = 1,
         run_dir: str | None = None,
+        digest: str = "",
     ) -> None:
-        self.config = config
         # Built inside the running loop that will serve it (runner and tests both do).
         self.loop = asyncio.get_running_loop()
         self.worker_id = worker_id
         self.workers = workers
-        self.router = Router(config.routes)
-        self.identity = IdentityHeader(config.identity_header)
-        self.request_id = RequestIdPolicy(config.request_id_header)
-        self.responder = Responder(self.request_id)
-        stripped = (
-            stripped_names(config.routes)
-            | {self.identity.lower, ASSERTION_HEADER_LOWER}
-            | {n.lower().encode("ascii") for n in config.forwarding.strip_client_headers}
-        )
-        self.header_rules = HeaderRules(stripped, self.request_id.lower)
-        self.proxies = TrustedProxies(config.trusted_proxies)
-        self.tracing = Tracing(config.tracing.sample_ratio)
-        """W3C trace context on every proxied request; spans too once ``start`` opened the
-        OTLP sink (``config.tracing.otlp_endpoint``)."""
-        self.composer = HeadComposer(self.proxies)
-        limits = config.limits
-        self.client_limits = ClientLimits(limits)
-        self.authenticator = Authenticator(config.providers, cache_size=limits.token_cache_size)
-        hosts: dict[tuple[str, str, int], None] = {}
-        for spec in config.routes:
-            for h in spec.downstream_hosts:
-                hosts[(spec.downstream_scheme, h.host, h.port)] = None
-        self.stats = GatewayStats(
-            [(s.label, s.source) for s in config.routes],
-            sorted({f"{host}:{port}" for _scheme, host, port in hosts}),
-        )
-        self.pools = {
-            key: UpstreamPool(
-                key[0],
-                key[1],
-                key[2],
-                max_idle=limits.upstream_pool_size,
-                connect_timeout=limits.connect_timeout,
-                idle_timeout=UPSTREAM_IDLE_TIMEOUT,
-                stats=self.stats.upstreams[f"{key[1]}:{key[2]}"],
-            )
-            for key in hosts
-        }
-        # A host listed by several routes has one health: the first route's policies.
-        checks: dict[str, tuple[UpstreamPool, HealthCheckSpec]] = {}
-        for spec in reversed(config.routes):
-            for h in spec.downstream_hosts:
-                pool = self.pools[(spec.downstream_scheme, h.host, h.port)]
-                if spec.ejection is not None:
-                    pool.health.apply(spec.ejection)
-                if spec.health_check is not None:
-                    checks[pool.key] = (pool, spec.health_check)
-        for pool in self.pools.values():
-            pool.stats.health = functools.partial(pool.health.snapshot, self.loop.time, time.time)
-        self.checker = HealthChecker(list(checks.values()), self.loop.time)
-        tables = Tables()
-        self.site = Site(
-            config,
-            self.authenticator,
-            self.identity,
-            self._spawn,
-            worker_id=worker_id,
-            workers=workers,
-            run_dir=run_dir,
-        )
-        self.plans: list[RoutePlan] = []
-        for route in self.router.routes:
-            pools = [
-                self.pools[(route.spec.downstream_scheme, h.host, h.port)]
-                for h in route.spec.downstream_hosts
-            ]
-            plan = RoutePlan(
-                route,
-                selector_for(route.spec.balancer, pools, self.loop.time, tables),
-                self.stats.routes[route.index],
-                Chain(
-                    route_stages(route.spec, self.site),
-                    self,
-                    route_response_stages(route.spec, self.site),
-                ),
-                allow_underscores=config.forwarding.allow_underscores,
-            )
-            self.plans.append(plan)
-        # Stages shared by several routes start and stop once.
-        self.stages: list[RequestStage] = list(
-            {id(stage): stage for plan in self.plans for stage in plan.chain.stages}.values()
-        )
-        self.stats_gate = StatsGate(config.stats)
-        self.stats_path = config.stats.path if config.stats.enabled else None
-        self.stats_exchange = (
-            StatsExchange(self.stats, run_dir, worker_id, workers)
-            # Supervised workers (a run dir) always serve theirs: the admin process reads it.
-            if run_dir is not None
-            else None
-        )
+        self.run_dir = run_dir
+        self.stats = GatewayStats([], [])
+        self.pools: dict[tuple[str, str, int], UpstreamPool] = {}
+        self.tables = Tables()
+        """Sticky-session tables by cookie name: they outlive reloads."""
         self.watchdog = Watchdog(self.loop)
         self.fault_log = FaultLog()
-        self.exchange_context = ExchangeContext(
-            self.watchdog, self.fault_log, self.request_id.lower
-        )
-        self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
-        self._host_sensitive = any(spec.upstream_host for spec in config.routes)
-        self._allow_double_encoding = config.forwarding.allow_double_encoding
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()
@@ -199,21 +136,244 @@ class Gateway(Handler, Ending):
         self.tls: TlsListener | None = None
         """The TLS listener, when the config has one (engine/listeners.py)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self.tracing = Tracing(config.tracing.sample_ratio)
+        """W3C trace context on every proxied request; spans too once ``start`` opened the
+        OTLP sink (``config.tracing.otlp_endpoint``). Set once: a reload keeps the
+        tracing settings (config/changes.py)."""
         self._span_sink: Any = None
+        self._reloading = asyncio.Lock()
+        self._retiring: list[tuple[Generation, Generation]] = []
+        """Replaced generations not closed yet, each with the one that replaced it."""
+        generation, pools = self._build(config, digest, None)
+        self.generation = generation
+        self._install(generation, pools)
+        self.stats_exchange = (
+            StatsExchange(self.stats, run_dir, worker_id, workers)
+            # Supervised workers (a run dir) always serve theirs: the admin process reads it.
+            if run_dir is not None
+            else None
+        )
+
+    def _build(
+        self, config: GatewayConfig, digest: str, previous: Generation | None
+    ) -> tuple[Generation, dict[tuple[str, str, int], UpstreamPool]]:
+        """Everything ``config`` needs, built beside the generation serving now (which it
+        does not touch): returns it with the pools it uses, existing ones kept."""
+        limits = config.limits
+        hosts: dict[tuple[str, str, int], None] = {}
+        for spec in config.routes:
+            for h in spec.downstream_hosts:
+                if not discovered(spec, h):  # a discovered name has a pool per address
+                    hosts[(spec.downstream_scheme, h.host, h.port)] = None
+        pools: dict[tuple[str, str, int], UpstreamPool] = {}
+        for key in hosts:
+            pool = self.pools.get(key)
+            if pool is None:
+                name = f"{key[1]}:{key[2]}"
+                pool = UpstreamPool(
+                    key[0],
+                    key[1],
+                    key[2],
+                    max_idle=limits.upstream_pool_size,
+                    connect_timeout=limits.connect_timeout,
+                    idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+                    stats=self.stats.upstreams.get(name) or UpstreamStats(),
+                )
+                pool.stats.health = functools.partial(
+                    pool.health.snapshot, self.loop.time, time.time
+                )
+            pools[key] = pool
+        # A host listed by several routes has one health: the first route's policies (on a
+        # reload, a kept host's policy is set afresh, as if it were new; its state stays).
+        for pool in pools.values():
+            pool.health.apply(NEVER_EJECTED)
+        checks: dict[str, tuple[UpstreamPool, HealthCheckSpec]] = {}
+        for spec in reversed(config.routes):
+            for h in spec.downstream_hosts:
+                if discovered(spec, h):
+                    continue
+                pool = pools[(spec.downstream_scheme, h.host, h.port)]
+                if spec.ejection is not None:
+                    pool.health.apply(spec.ejection)
+                if spec.health_check is not None:
+                    checks[pool.key] = (pool, spec.health_check)
+        for pool in pools.values():
+            if pool.health.checked_down and pool.key not in checks:
+                # Its active check was removed: nothing else would bring it back.
+                pool.health.check_passed(1)
+        if (
+            previous is not None
+            and previous.config.providers == config.providers
+            and (previous.config.limits.token_cache_size == limits.token_cache_size)
+        ):
+            # Unchanged providers: their JWKS key sets and verified-token cache carry on.
+            authenticator = previous.authenticator
+        else:
+            authenticator = Authenticator(config.providers, cache_size=limits.token_cache_size)
+        identity = IdentityHeader(config.identity_header)
+        site = Site(
+            config,
+            authenticator,
+            identity,
+            self._spawn,
+            worker_id=self.worker_id,
+            workers=self.workers,
+            run_dir=self.run_dir,
+            previous=None if previous is None else previous.site,
+        )
+        request_id_lower = config.request_id_header.lower().encode("ascii")
+        checker = HealthChecker(list(checks.values()), self.loop.time)
+        generation = Generation(
+            config,
+            digest,
+            Router(config.routes),
+            site,
+            authenticator,
+            checker,
+            ExchangeContext(self.watchdog, self.fault_log, request_id_lower),
+        )
+        # Each generation resolves its own names (at its start, before it serves): a
+        # reload re-resolves them, and their per-address pools start afresh.
+        found = DiscoveredHosts(
+            config,
+            self.stats,
+            checker,
+            self.tables,
+            self.loop.time,
+            idle_timeout=UPSTREAM_IDLE_TIMEOUT,
+        )
+        generation.discovered = found if found else None
+        stripped = (
+            stripped_names(config.routes)
+            | {identity.lower, ASSERTION_HEADER_LOWER}
+            | {n.lower().encode("ascii") for n in config.forwarding.strip_client_headers}
+        )
+        generation.header_rules = HeaderRules(stripped, generation.request_id.lower)
+        kept_stats = {(r.label, r.source): r for r in self.stats.routes}
+        kept_plans = (
+            {plan.route.spec.counter_key: plan for plan in previous.plans}
+            if previous is not None
+            else {}
+        )
+        for route in generation.router.routes:
+            spec = route.spec
+            old = kept_plans.get(spec.counter_key)
+            if spec.discovery is not None and generation.discovered is not None:
+                # Its names' addresses arrive at the generation's start; until then, what
+                # it has of them.
+                selector = generation.discovered.selector(spec, pools)
+            elif old is not None and old.route.spec == spec:
+                # The same route: its selector (round-robin position, requests in flight
+                # per host) carries on.
+                selector = old.selector
+            else:
+                route_pools = [
+                    pools[(spec.downstream_scheme, h.host, h.port)] for h in spec.downstream_hosts
+                ]
+                selector = selector_for(spec.balancer, route_pools, self.loop.time, self.tables)
+            ending = PlanEnding(self)
+            plan = RoutePlan(
+                route,
+                selector,
+                kept_stats.get((spec.label, spec.source)) or RouteStats(spec.label, spec.source),
+                Chain(route_stages(spec, site), ending, route_response_stages(spec, site)),
+                allow_underscores=config.forwarding.allow_underscores,
+            )
+            ending.plan = plan
+            ending.generation = generation
+            generation.plans.append(plan)
+        # Stages shared by several routes start and stop once.
+        generation.stages = list(
+            {id(stage): stage for plan in generation.plans for stage in plan.chain.stages}.values()
+        )
+        if generation.discovered is not None:
+            generation.discovered.attach(generation.plans, pools)
+        return generation, pools
+
+    def _install(
+        self, generation: Generation, pools: dict[tuple[str, str, int], UpstreamPool]
+    ) -> None:
+        """Make ``generation`` the one new requests are matched against: one synchronous
+        step, so no request sees half of it. These attributes are the request path's view
+        of it (set only here, together); a request already routed holds its own plan."""
+        self.generation = generation
+        self.config = generation.config
+        self.router = generation.router
+        self.plans = generation.plans
+        self.site = generation.site
+        self.authenticator = generation.authenticator
+        self.identity = generation.identity
+        self.request_id = generation.request_id
+        self.responder = generation.responder
+        self.client_limits = generation.client_limits
+        """New connections take these limits; those already open keep theirs."""
+        assert generation.header_rules is not None
+        self.header_rules = generation.header_rules
+        self.proxies = generation.proxies
+        self.composer = generation.composer
+        self.stats_gate = generation.stats_gate
+        self.stats_path = generation.stats_path
+        self.exchange_context = generation.exchange_context
+        self._host_sensitive = generation.host_sensitive
+        self._allow_double_encoding = generation.allow_double_encoding
+        self._decisions = {}
+        self.pools = pools
+        self.stats.routes = [plan.stats for plan in generation.plans]
+        upstreams = {pool.key: pool.stats for pool in pools.values()}
+        found = generation.discovered
+        if found is not None:
+            # Discovered addresses (``name:port@address``), resolved at the generation's start.
+            for address_pools in found.sets.values():
+                for pool in address_pools.values():
+                    upstreams[pool.key] = pool.stats
+        self.stats.upstreams = upstreams
+        self.stats.discovery = found.snapshot if found is not None else None
+
+    async def reload(self, config: GatewayConfig, digest: str = "") -> None:
+        """Serve ``config`` from now on. Raises (and changes nothing) when it cannot be
+        built; otherwise the new generation is started off to the side and swapped in, and
+        the old one is closed once its requests had ``limits.drain_timeout`` to finish.
+        Upstream pools the new config no longer lists close now: their idle connections at
+        once, the busy ones as their exchanges end."""
+        async with self._reloading:  # one at a time: each builds on the one before
+            previous = self.generation
+            generation, pools = self._build(config, digest, previous)
+            try:
+                await generation.start(previous)
+            except BaseException:
+                await generation.close(previous)
+                raise
+            if self.draining:
+                await generation.close(previous)
+                return
+            removed = [pool for key, pool in self.pools.items() if key not in pools]
+            self._install(generation, pools)
+            for pool in removed:
+                pool.close()
+            await previous.checker.close()  # the new generation checks the hosts now
+            await previous.stop_discovery()  # and follows the names
+            self._retiring.append((previous, generation))
+            self._spawn(self._retire(previous, generation))
+
+    async def _retire(self, old: Generation, successor: Generation) -> None:
+        """Close ``old`` once its requests have had the drain timeout to finish (a request
+        waiting on its state store or its JWKS still has them meanwhile)."""
+        try:
+            await asyncio.sleep(old.config.limits.drain_timeout)
+        except asyncio.CancelledError:
+            return  # stopping: ``stop`` closes it
+        self._retiring.remove((old, successor))
+        await old.close(successor)
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         self.watchdog.start()
-        await self.authenticator.start()
-        await self.site.start()
-        for stage in self.stages:
-            await stage.start()
+        await self.generation.start(None)
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
         if self.config.tracing.otlp_endpoint is not None:
             self._open_span_sink()
-        self.checker.start()
         tls = self.config.tls
         if tls is None or not tls.only:
             # The connection is an asyncio protocol by its methods, not by subclassing (its
@@ -263,11 +423,10 @@ class Gateway(Handler, Ending):
         for task in list(self._tasks):
             task.cancel()
         self.watchdog.stop()
-        await self.checker.close()
-        await self.authenticator.close()
-        for stage in self.stages:
-            await stage.close()
-        await self.site.close()
+        await self.generation.close()
+        for old, successor in self._retiring:
+            await old.close(successor)
+        self._retiring.clear()
         if self.stats_exchange is not None:
             await self.stats_exchange.close()
         sink, self._span_sink = self._span_sink, None
@@ -279,11 +438,7 @@ class Gateway(Handler, Ending):
         # Imported only here: the OpenTelemetry SDK (the [otlp] extra) is ~10 MiB per worker.
         from propylon.tracing.export import OtlpSink
 
-        sink = OtlpSink(
-            self.config.tracing,
-            [route.spec.upstream_path for route in self.router.routes],
-            worker_id=self.worker_id,
-        )
+        sink = OtlpSink(self.config.tracing, worker_id=self.worker_id)
         sink.start()
         self._span_sink = sink
         self.tracing.sink = sink
@@ -312,7 +467,8 @@ class Gateway(Handler, Ending):
                 and (host is None or len(host) <= MAX_CACHED_HOST)
             ):
                 # Same method, raw target (and Host where routes look at it): same decision,
-                # because the router is immutable. Bounded, so unique URLs cannot grow it.
+                # because the router is immutable (a reload installs a new, empty cache).
+                # Bounded, so unique URLs cannot grow it.
                 if len(self._decisions) >= DECISION_CACHE_SIZE:
                     self._decisions.clear()
                 self._decisions[key] = routed
@@ -321,20 +477,22 @@ class Gateway(Handler, Ending):
         flow = Flow(conn, request, routed.target, plan.index, self.proxies, chain, self._spawn)
         sink = self.tracing.sink
         if sink is not None:
-            self._begin_trace(conn, flow, sink)
+            self._begin_trace(conn, flow, plan, sink)
         if chain.response_stages:
             flow.started = conn.clock()
         if chain.stages:
             chain.run(flow)
         else:
             # No stage on this route: straight to the terminal, without the chain's loop.
-            self._forward(conn, flow, plan)
+            self._forward(conn, flow, plan, self.generation)
         return None
 
-    def _begin_trace(self, conn: ClientConnection, flow: Flow, sink: SpanSink) -> None:
+    def _begin_trace(
+        self, conn: ClientConnection, flow: Flow, plan: RoutePlan, sink: SpanSink
+    ) -> None:
         trace = self.tracing.begin(flow.request, sink)
         if trace.sampled:
-            trace.route_index = flow.route_index
+            trace.route = plan.route.spec.upstream_path
             trace.scheme = conn.scheme
             trace.client_address = flow.client_address()
         flow.trace = trace
@@ -390,28 +548,31 @@ class Gateway(Handler, Ending):
         assert isinstance(result, NoRoute)
         return errors.ROUTE_NOT_FOUND
 
-    # -- where chains end (plane.chain.Ending) ------------------------------------------------
-    def forward(self, flow: Flow) -> None:
+    # -- where chains end (each plan's PlanEnding calls these) -------------------------------
+    def forward_on(self, flow: Flow, plan: RoutePlan, generation: Generation) -> None:
         """Every stage continued: the proxy terminal."""
-        self._forward(cast(ClientConnection, flow.client), flow, self.plans[flow.route_index])
+        self._forward(cast(ClientConnection, flow.client), flow, plan, generation)
 
-    def _forward(self, conn: ClientConnection, flow: Flow, plan: RoutePlan) -> None:
-        """Compose the upstream head and start the exchange."""
+    def _forward(
+        self, conn: ClientConnection, flow: Flow, plan: RoutePlan, generation: Generation
+    ) -> None:
+        """Compose the upstream head and start the exchange (with the generation the
+        request was routed by, even when a reload came while a stage waited)."""
         request = flow.request
         pool = plan.selector.pick(flow)
         if pool is None:
             # Every host is out: say so at once rather than try one known to be failing.
             flow.refuse(errors.NO_UPSTREAM)
-            self.respond(flow)
+            self.respond_on(flow, plan)
             return
         # The same line goes upstream and back to the client.
-        request_id_line = self.request_id.line(request.request_id)
+        request_id_line = generation.request_id.line(request.request_id)
         trace = flow.trace
         trace_lines = (
             trace.upstream_lines() if trace is not None else self.tracing.upstream_lines(request)
         )
         flow.trace_lines = trace_lines
-        head = self.composer.upstream_head(
+        head = generation.composer.upstream_head(
             request,
             flow.target,
             pool.host_header,
@@ -426,15 +587,21 @@ class Gateway(Handler, Ending):
         )
         conn.proceed(
             Exchange(
-                conn, flow, plan, pool, head, request_id_line, conn.clock(), self.exchange_context
+                conn,
+                flow,
+                plan,
+                pool,
+                head,
+                request_id_line,
+                conn.clock(),
+                generation.exchange_context,
             )
         )
 
-    def respond(self, flow: Flow) -> None:
+    def respond_on(self, flow: Flow, plan: RoutePlan) -> None:
         """A stage answered: counted on the route, written without the upstream."""
         reply = flow.reply
         assert reply is not None
-        plan = self.plans[flow.route_index]
         conn = cast(ClientConnection, flow.client)
         started = self.loop.time()
         plan.stats.begin()

@@ -14,6 +14,9 @@ With an admin listener (``--admin`` or the ``admin`` block) the gateway is alway
 supervised, even with one worker: the listener runs in its own process beside the workers
 (``admin/process.py`` says why), bound here by the supervisor, and reads the workers'
 numbers and readiness from the run directory.
+
+``SIGHUP`` reloads the TLS certificate and the config (``engine/reload.py``): the supervisor
+validates the file and hands the workers the validated text; a lone worker does both itself.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ import uvloop
 from propylon.admin import readiness
 from propylon.compilation import describe
 from propylon.config.model import AdminSpec, GatewayConfig
+from propylon.config.source import ConfigSource, Loaded
 from propylon.config.summary import summary_lines
+from propylon.engine import reload
 from propylon.engine.allocator import tune_for_streaming
+from propylon.engine.discovered import DiscoveryFailed
 from propylon.engine.gateway import Gateway
 from propylon.http.tls import TlsFilesError
 from propylon.ports import PortClaim, PortTakenError, bind_problem
@@ -47,8 +53,47 @@ RESTART_BACKOFF = 1.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> int:
-    """Run the gateway until SIGTERM or SIGINT; returns the process exit code."""
+def serve(
+    config: GatewayConfig,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    source: ConfigSource | None = None,
+    loaded: Loaded | None = None,
+    watch_config: bool = False,
+) -> int:
+    """Run the gateway until SIGTERM or SIGINT; returns the process exit code. With the
+    config's ``source`` (and what was ``loaded`` from it), SIGHUP reloads it, and so does a
+    change of the file with ``watch_config``."""
+    watcher: int | None = None
+    if watch_config and source is not None:
+        from propylon.engine import config_watch
+
+        if not config_watch.available():
+            log.error("--watch-config needs watchfiles: %s", config_watch.EXTRA)
+            return 2
+        # First, before any socket exists: the watcher inherits none of them.
+        parent = os.getpid()
+        watcher = config_watch.start(source.path, parent, lambda: _die_with_parent(parent))
+    try:
+        return _serve(config, host, port, workers, source, loaded)
+    finally:
+        if watcher is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(watcher, signal.SIGTERM)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(watcher, 0)
+
+
+def _serve(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    workers: int,
+    source: ConfigSource | None,
+    loaded: Loaded | None,
+) -> int:
     listen: list[tuple[int, str]] = []  # (port, the flag that sets it)
     if config.tls is None or not config.tls.only:
         listen.append((port, "--port"))
@@ -78,10 +123,22 @@ def serve(config: GatewayConfig, *, host: str, port: int, workers: int = 1) -> i
             if admin_socket is None:
                 return 1
         if workers <= 1 and admin_socket is None:
-            return run_worker(config, host=host, port=port)
+            return run_worker(
+                config,
+                host=host,
+                port=port,
+                source=source,
+                digest=loaded.digest if loaded is not None else "",
+            )
         try:
             return _supervise(
-                config, host=host, port=port, workers=workers, admin_socket=admin_socket
+                config,
+                host=host,
+                port=port,
+                workers=workers,
+                admin_socket=admin_socket,
+                source=source,
+                loaded=loaded,
             )
         finally:
             if admin_socket is not None:
@@ -141,10 +198,14 @@ def run_worker(
     worker_id: int = 0,
     workers: int = 1,
     run_dir: str | None = None,
+    source: ConfigSource | None = None,
+    digest: str = "",
 ) -> int:
     tune_for_streaming()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_worker_main(config, host, port, worker_id, workers, run_dir))
+        return runner.run(
+            _worker_main(config, host, port, worker_id, workers, run_dir, source, digest)
+        )
 
 
 async def _worker_main(
@@ -154,15 +215,25 @@ async def _worker_main(
     worker_id: int,
     workers: int,
     run_dir: str | None,
+    source: ConfigSource | None,
+    digest: str,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    gateway = Gateway(config, worker_id=worker_id, workers=workers, run_dir=run_dir)
-    # SIGHUP reloads the TLS certificate (each worker its own context; the supervisor
-    # forwards the signal). Without a TLS listener there is nothing to reload yet.
-    loop.add_signal_handler(signal.SIGHUP, _reload, gateway, worker_id)
+    gateway = Gateway(config, worker_id=worker_id, workers=workers, run_dir=run_dir, digest=digest)
+    # SIGHUP reloads the TLS certificate (each worker its own context) and the config (the
+    # supervisor validated it and forwards the signal; a lone worker validates it itself).
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        _reload_certificate(gateway, worker_id, source is not None)
+        task = loop.create_task(reload.apply_in_worker(gateway, source, run_dir, worker_id))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         await gateway.start(host, port, reuse_port=workers > 1)
     except OSError as exc:
@@ -174,18 +245,15 @@ async def _worker_main(
             log.error("cannot start the TLS listener: %s: %s", problem.file, problem.message)
         await gateway.stop(0)
         return 1
+    except DiscoveryFailed as exc:
+        log.error("cannot start: DNS discovery found no address: %s", exc)
+        await gateway.stop(0)
+        return 1
     if run_dir is not None:
+        reload.acknowledge(run_dir, worker_id, digest, None)
         readiness.mark(run_dir, worker_id, readiness.READY)
-        if gateway.stats_exchange is not None and _has_rate_limits(config):
-            store = gateway.site.state
-            gateway.stats_exchange.extras = lambda: {
-                "state": {
-                    "kind": store.kind,
-                    "down": store.health.down,
-                    "outages": store.health.outages,
-                    "failed_decisions": store.health.failed_decisions,
-                }
-            }
+        if gateway.stats_exchange is not None:
+            gateway.stats_exchange.extras = lambda: _state_health(gateway)
     if worker_id == 0:
         shown = f"[{host}]" if ":" in host else host
         urls = (
@@ -221,9 +289,24 @@ def _has_rate_limits(config: GatewayConfig) -> bool:
     return any(spec.rate_limits or spec.ocelot_rate_limit for spec in config.routes)
 
 
-def _reload(gateway: Gateway, worker_id: int) -> None:
+def _state_health(gateway: Gateway) -> dict[str, object]:
+    """The state store's health for the admin process, from the config serving now."""
+    if not _has_rate_limits(gateway.config):
+        return {}
+    store = gateway.site.state
+    return {
+        "state": {
+            "kind": store.kind,
+            "down": store.health.down,
+            "outages": store.health.outages,
+            "failed_decisions": store.health.failed_decisions,
+        }
+    }
+
+
+def _reload_certificate(gateway: Gateway, worker_id: int, config_too: bool) -> None:
     if gateway.tls is None:
-        if worker_id == 0:
+        if worker_id == 0 and not config_too:
             log.info("SIGHUP: no TLS listener, nothing to reload")
         return
     gateway.tls.reload()
@@ -251,8 +334,19 @@ def _supervise(
     port: int,
     workers: int,
     admin_socket: socket.socket | None = None,
+    source: ConfigSource | None = None,
+    loaded: Loaded | None = None,
 ) -> int:
     run_dir = tempfile.mkdtemp(prefix="propylon-")
+    reloader = (
+        reload.Reloader(source, config, loaded.digest, os.environ, run_dir)
+        if source is not None and loaded is not None
+        else None
+    )
+    if reloader is not None and loaded is not None:
+        reloader.start(loaded.text)
+    reloading = False
+    again = False
     parent = os.getpid()
     children: dict[int, int] = {}  # pid -> worker id
     admin_pid: int | None = None
@@ -273,9 +367,28 @@ def _supervise(
                 os.kill(admin_pid, signal.SIGTERM)
 
     def on_hangup(_signum: int, _frame: object) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+        # Runs between two of the main loop's steps; a SIGHUP that arrives during a reload
+        # makes it run once more afterwards rather than nest.
+        nonlocal reloading, again
+        if reloading:
+            again = True
+            return
+        reloading = True
+        try:
+            again = True
+            while again:
+                again = False
+                if reloader is not None:
+                    try:
+                        reloader.reload()
+                    except Exception:  # the supervisor must outlive any reload
+                        log.exception("config reload failed unexpectedly; still serving")
+                # Always forwarded: the workers reload their TLS certificate either way.
+                for pid in list(children):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGHUP)
+        finally:
+            reloading = False
 
     def spawn(worker_id: int) -> None:
         pid = os.fork()
@@ -290,13 +403,16 @@ def _supervise(
             _die_with_parent(parent)
             code = 1
             try:
+                # The version serving now: a worker restarted after a reload serves it too.
                 code = run_worker(
-                    config,
+                    reloader.config if reloader is not None else config,
                     host=host,
                     port=port,
                     worker_id=worker_id,
                     workers=workers,
                     run_dir=run_dir,
+                    source=source,
+                    digest=reloader.digest if reloader is not None else "",
                 )
             except BaseException:
                 log.exception("worker %d crashed", worker_id)
@@ -319,7 +435,13 @@ def _supervise(
                 # server (or prometheus-client) for it.
                 from propylon.admin.process import run_admin
 
-                code = run_admin(config, admin_socket, run_dir, workers)
+                code = run_admin(
+                    reloader.config if reloader is not None else config,
+                    admin_socket,
+                    run_dir,
+                    workers,
+                    source,
+                )
             except BaseException:
                 log.exception("the admin listener crashed")
             finally:

@@ -10,6 +10,8 @@ authentication even start.
 
 from __future__ import annotations
 
+from typing import Final
+
 from propylon.http.host import HostCheck, HostRejected
 from propylon.policies.forwarding import FORWARDED_FACTS, REQUEST_REWRITTEN, connection_tokens
 
@@ -97,76 +99,141 @@ class HeaderRules:
     upstream only on routes that allow them.
     """
 
-    __slots__ = ("hosts", "owned", "request_id_lower", "stripped")
+    __slots__ = ("hosts", "kinds", "owned", "request_id_lower", "stripped")
 
     def __init__(self, stripped: frozenset[bytes], request_id_lower: bytes) -> None:
         self.stripped = stripped
         self.request_id_lower = request_id_lower
         self.owned = stripped | REQUEST_REWRITTEN | {request_id_lower, b"authorization"}
         self.hosts = HostCheck()
+        self.kinds: dict[bytes, int] = {}
+        """Header name as received -> what ``classify`` says of it. Clients send the same
+        few names again and again, and one lookup replaces a ``lower()``, two set lookups
+        and a search for ``_`` per header (most of what sorting a header cost)."""
+
+    def kind(self, name: bytes) -> int:
+        """``classify(name)``, remembered (at most ``REMEMBERED_NAMES`` names: a client
+        inventing names makes the memo start over, never grow)."""
+        kinds = self.kinds
+        found = kinds.get(name)
+        if found is not None:
+            return found
+        kind = self.classify(name.lower())
+        if len(kinds) >= REMEMBERED_NAMES:
+            kinds.clear()
+        kinds[name] = kind
+        return kind
+
+    def classify(self, lname: bytes) -> int:
+        """What ``sort_headers`` does with a header named ``lname`` (lower case)."""
+        if lname in self.stripped:
+            return DROPPED  # never trust a client's claim of identity
+        if lname not in REQUEST_REWRITTEN:
+            # find(), not ``in``: CPython's bytes.__contains__ first tries its argument as
+            # an integer and raises (and formats) a TypeError for a bytes one.
+            if lname.find(b"_") != -1:
+                if lname.replace(b"_", b"-") in self.owned:
+                    return DROPPED
+                return UNDERSCORED
+            if lname == b"authorization":
+                return AUTHORIZATION
+            if lname == self.request_id_lower:
+                return REQUEST_ID
+            return KEPT
+        return _REWRITTEN_KINDS.get(lname, DROPPED)
+
+
+REMEMBERED_NAMES: Final = 1024
+
+# What sort_headers does with a header, by name (HeaderRules.classify).
+KEPT: Final = 0
+"""End to end: kept for upstream, in arrival order."""
+DROPPED: Final = 1
+"""Stripped (identity, claim and forwarding headers frameworks trust; hop-by-hop)."""
+UNDERSCORED: Final = 2
+"""A name with ``_``: held back unless the route allows it."""
+AUTHORIZATION: Final = 3
+REQUEST_ID: Final = 4
+HOST: Final = 5
+CONTENT_LENGTH: Final = 6
+TRANSFER_ENCODING: Final = 7
+CONNECTION: Final = 8
+EXPECT: Final = 9
+FORWARDED_FOR: Final = 10
+FORWARDED_FACT: Final = 11
+UPGRADE: Final = 12
+TRACEPARENT: Final = 13
+TRACESTATE: Final = 14
+
+_REWRITTEN_KINDS: Final[dict[bytes, int]] = {
+    b"host": HOST,
+    b"content-length": CONTENT_LENGTH,
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"connection": CONNECTION,
+    b"expect": EXPECT,
+    b"x-forwarded-for": FORWARDED_FOR,
+    b"upgrade": UPGRADE,
+    b"traceparent": TRACEPARENT,
+    b"tracestate": TRACESTATE,
+    **{name: FORWARDED_FACT for name in FORWARDED_FACTS},
+}
+"""The names the gateway rewrites that it reads; every other one of REQUEST_REWRITTEN is
+dropped."""
 
 
 def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: HeaderRules) -> None:
     """Fill ``request`` from the raw header list, or raise HeaderError."""
     kept = request.kept
-    stripped = rules.stripped
-    request_id_lower = rules.request_id_lower
     connection: list[bytes] | None = None
     for name, value in headers:
-        lname = name.lower()
-        if lname in stripped:
-            continue  # never trust a client's claim of identity
-        if lname not in REQUEST_REWRITTEN:
-            # find(), not ``in``: CPython's bytes.__contains__ first tries its argument as
-            # an integer and raises (and formats) a TypeError for a bytes one, thousands of
-            # instructions per header.
-            if lname.find(b"_") != -1:
-                if lname.replace(b"_", b"-") not in rules.owned:
-                    if request.underscored is None:
-                        request.underscored = []
-                    request.underscored.append(name + b": " + value)
-                continue
-            if lname == b"authorization":
-                request.authorization.append(value)
-            elif lname == request_id_lower:
-                request.request_id = value
-                continue
+        kind = rules.kind(name)
+        if kind == KEPT:
             kept.append(name + b": " + value)
+        elif kind == DROPPED:
             continue
-        if lname == b"host":
+        elif kind == AUTHORIZATION:
+            request.authorization.append(value)
+            kept.append(name + b": " + value)
+        elif kind == HOST:
             request.hosts_seen += 1
             request.host = value.strip()
-        elif lname == b"content-length":
+        elif kind == UNDERSCORED:
+            if request.underscored is None:
+                request.underscored = []
+            request.underscored.append(name + b": " + value)
+        elif kind == REQUEST_ID:
+            request.request_id = value
+        elif kind == CONTENT_LENGTH:
             # llhttp already rejects duplicate or malformed Content-Length; stay defensive.
             if request.content_length is not None or not value.strip().isdigit():
                 raise HeaderError("bad content-length")
             request.content_length = int(value)
-        elif lname == b"transfer-encoding":
+        elif kind == TRANSFER_ENCODING:
             codings = [c.strip().lower() for c in value.split(b",")]
             if codings != [b"chunked"] or request.chunked:
                 raise HeaderError("unsupported transfer-encoding")
             request.chunked = True
-        elif lname == b"connection":
+        elif kind == CONNECTION:
             if connection is None:
                 connection = []
             connection.append(value)
-        elif lname == b"expect":
+        elif kind == EXPECT:
             if value.strip().lower() != b"100-continue":
                 raise HeaderError("unsupported expectation")
             request.expect_continue = True
-        elif lname == b"x-forwarded-for":
+        elif kind == FORWARDED_FOR:
             request.forwarded_for.append(value)
-        elif lname in FORWARDED_FACTS:
+        elif kind == FORWARDED_FACT:
             if request.forwarded_facts is None:
                 request.forwarded_facts = []
             request.forwarded_facts.append(name + b": " + value)
-        elif lname == b"upgrade":
+        elif kind == UPGRADE:
             request.upgrade = True
-        elif lname == b"traceparent":
+        elif kind == TRACEPARENT:
             # Read here, written upstream by the gateway (tracing/context.py); two of them
             # make neither valid (W3C Trace Context s.3.2: one traceparent per request).
             request.traceparent = value.strip() if request.traceparent is None else b""
-        elif lname == b"tracestate":
+        elif kind == TRACESTATE:
             state = value.strip()
             request.tracestate = (
                 state if request.tracestate is None else request.tracestate + b"," + state

@@ -1,8 +1,9 @@
 """Config -> each route's request stages: the stage registry, and the one fixed order.
 
-Every request stage of every route is chosen here, once per worker at start-up (and, later,
-on each reload). A feature a route does not configure adds nothing to its tuple, so a plain
-proxied route runs no stage at all. The order is fixed by phase, the same for every route:
+Every request stage of every route is chosen here, once per worker at start-up and again on
+each reload (a new ``Site`` that takes over from the previous one what did not change). A
+feature a route does not configure adds nothing to its tuple, so a plain proxied route runs
+no stage at all. The order is fixed by phase, the same for every route:
 
 1. ``ip_filter``   client address allowed / blocked (403)                 before anything
 2. ``cors``        preflight answered; response headers for the origin    before auth
@@ -32,7 +33,7 @@ from typing import Any
 
 from propylon.auth import Authenticator
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER, AssertionSigner, signer_for
-from propylon.config.model import GatewayConfig, RouteSpec
+from propylon.config.model import BreakerSpec, GatewayConfig, RouteSpec
 from propylon.config.plugin_specs import plugin_class
 from propylon.plane.stage import RequestStage, ResponseStage
 from propylon.plugins import Plugin
@@ -53,7 +54,14 @@ from propylon.tracing.context import TRACE_HEADERS
 
 
 class Site:
-    """What one worker's stages share: built once per worker, before its chains."""
+    """What one worker's stages share: built once per worker and config, before its chains.
+
+    Built for a reload, it takes over from ``previous`` what the new config leaves as it
+    was, so their state carries on: the state store (rate-limit counters) when the
+    ``state`` settings are unchanged, and each circuit breaker whose route (methods, host,
+    template) keeps the same breaker settings. Plugins are created afresh with their new
+    settings. ``close(successor)`` closes only what the successor did not take over.
+    """
 
     def __init__(
         self,
@@ -65,6 +73,7 @@ class Site:
         worker_id: int = 0,
         workers: int = 1,
         run_dir: str | None = None,
+        previous: Site | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -78,6 +87,15 @@ class Site:
         self._state: StateStore | None = None
         self._signer: AssertionSigner | None = None
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._inherited: dict[str, tuple[BreakerSpec | None, CircuitBreaker]] = {}
+        """The previous site's breakers, by route key, with the settings they were built for."""
+        if previous is not None:
+            if previous._state is not None and previous.config.state == config.state:
+                self._state = previous._state
+            for spec in previous.config.routes:
+                breaker = previous._breakers.get(spec.source)
+                if breaker is not None:
+                    self._inherited[spec.counter_key] = (spec.breaker, breaker)
         self.gateway_owned = frozenset(
             {
                 config.identity_header.lower(),
@@ -104,10 +122,10 @@ class Site:
         for plugin in self._plugins.values():
             await plugin.start()
 
-    async def close(self) -> None:
+    async def close(self, successor: Site | None = None) -> None:
         for plugin in self._plugins.values():
             await plugin.close()
-        if self._state is not None:
+        if self._state is not None and (successor is None or successor._state is not self._state):
             # The one store every limited route of this worker shares: closed once, here.
             await self._state.close()
 
@@ -127,7 +145,12 @@ class Site:
         breaker = self._breakers.get(spec.source)
         if breaker is None:
             assert spec.breaker is not None
-            breaker = self._breakers[spec.source] = CircuitBreaker(spec.breaker)
+            inherited = self._inherited.get(spec.counter_key)
+            if inherited is not None and inherited[0] == spec.breaker:
+                breaker = inherited[1]
+            else:
+                breaker = CircuitBreaker(spec.breaker)
+            self._breakers[spec.source] = breaker
         return breaker
 
     def assertion_signer(self) -> AssertionSigner:

@@ -113,8 +113,8 @@ class CorsRules:
         return not self.any_origin
 
     def allows(self, origin: bytes) -> bool:
-        if self.any_origin:
-            return True
+        if self.any_origin or origin in self.exact:
+            return True  # browsers send origins in lower case: no lower() needed then
         lower = origin.lower()
         if lower in self.exact:
             return True

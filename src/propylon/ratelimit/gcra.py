@@ -62,13 +62,17 @@ class Gcra(Transition):
     Result: ``[admitted (1/0), now, tat_0, tat_1, ...]`` (each ``tat`` after the request
     when admitted, before it when refused)."""
 
-    __slots__ = ("args", "intervals", "periods")
+    __slots__ = ("args", "interval", "intervals", "period", "periods", "single")
 
     script = SCRIPT
 
     def __init__(self, limits: list[int], periods: list[float]) -> None:
         self.intervals = [period / limit for limit, period in zip(limits, periods, strict=True)]
         self.periods = list(periods)
+        self.single = len(self.intervals) == 1
+        # The one limit's numbers as plain float attributes (mypyc keeps them unboxed).
+        self.interval: float = self.intervals[0] if self.single else 0.0
+        self.period: float = self.periods[0] if self.single else 0.0
         self.args: list[str] = []
         for interval, period in zip(self.intervals, self.periods, strict=True):
             self.args.append(repr(interval))
@@ -78,6 +82,18 @@ class Gcra(Transition):
         return self.args
 
     def apply(self, records: list[list[float]], now: float) -> list[float]:
+        if self.single:
+            # One limit (the usual case): the loop below, without its lists.
+            record = records[0]
+            tat = record[1]
+            if tat < now:
+                tat = now
+            if tat + self.interval - now > self.period * (1 + SLACK):
+                return [0.0, now, tat]
+            tat += self.interval
+            record[0] = tat
+            record[1] = tat
+            return [1.0, now, tat]
         intervals = self.intervals
         periods = self.periods
         admitted = True

@@ -71,6 +71,7 @@ class OcelotLimiter(RequestStage):
         "period",
         "readable",
         "store",
+        "synchronous",
         "transition",
         "unknown",
         "whitelist",
@@ -78,6 +79,7 @@ class OcelotLimiter(RequestStage):
 
     def __init__(self, spec: OcelotRateLimit, route: RouteSpec, store: StateStore) -> None:
         self.store = store
+        self.synchronous = store.synchronous  # an attribute read, not a class lookup
         self.closed = False
         self.header = spec.client_id_header.lower().encode("latin-1")
         self.whitelist = frozenset(c.encode("utf-8") for c in spec.client_whitelist)
@@ -112,7 +114,7 @@ class OcelotLimiter(RequestStage):
             )
         key = counter_key(self.readable, self.namespace + client)
         store = self.store
-        if store.synchronous:
+        if self.synchronous:
             return self.settle(flow, store.run(self.transition, [key], time.time()))
         pending = flow.wait_for(self.decided)
         store.submit(self.transition, [key], flow.deliver)
@@ -151,6 +153,7 @@ class NativeLimiter(RequestStage):
     name = "rate_limit"
 
     __slots__ = (
+        "by_value",
         "item_prefixes",
         "keys_seen",
         "limits",
@@ -159,14 +162,18 @@ class NativeLimiter(RequestStage):
         "parts",
         "periods",
         "policy_line",
+        "single_line",
         "store",
+        "synchronous",
         "transition",
+        "value_kind",
     )
 
     def __init__(
         self, policies: tuple[RateLimitPolicy, ...], route: RouteSpec, store: StateStore
     ) -> None:
         self.store = store
+        self.synchronous = store.synchronous  # an attribute read, not a class lookup
         self.limits = [p.limit for p in policies]
         self.periods = [p.period for p in policies]
         self.names = [p.name for p in policies]
@@ -185,12 +192,23 @@ class NativeLimiter(RequestStage):
                 f"{policy.name}\0{policy.limit}/{policy.period!r}\0{scope}\0{key}\0".encode()
             )
             self.parts.append(tuple((part.kind, part.name) for part in policy.key))
+        kinds = {tuple(kind for kind, _name in parts if kind != "route") for parts in self.parts}
+        only = kinds.pop() if len(kinds) == 1 else ()
+        self.value_kind = only[0] if only in (("sub",), ("ip",)) else ""
+        """``sub`` or ``ip`` when every limit of the route is keyed by that value alone (the
+        usual case): the counter keys are then remembered per value, a lookup by a string
+        whose hash Python already holds (the principal of a cached token, the client
+        address), instead of building and hashing the key material each time."""
+        self.by_value: dict[str, list[bytes]] = {}
+        self.single_line = b"RateLimit: " + self.item_prefixes[0] if len(policies) == 1 else b""
+        """With one limit, the ``RateLimit`` line up to its numbers."""
 
     def keys(self, flow: Flow) -> list[bytes]:
         keys: list[bytes] = []
         principal = flow.principal
-        for namespace, parts in zip(self.namespaces, self.parts, strict=True):
-            material = namespace
+        namespaces = self.namespaces
+        for position, parts in enumerate(self.parts):
+            material = namespaces[position]
             for kind, name in parts:
                 if kind == "ip":
                     value = flow.client_address().encode()
@@ -216,10 +234,28 @@ class NativeLimiter(RequestStage):
             keys.append(key)
         return keys
 
+    def remembered_keys(self, flow: Flow) -> list[bytes]:
+        """``keys`` for a route keyed by one value (``value_kind``), remembered per value
+        (bounded like ``keys_seen``; the lists are never mutated by the stores)."""
+        if self.value_kind == "sub":
+            principal = flow.principal
+            value = principal.subject if principal is not None else ""
+        else:
+            value = flow.client_address()
+        remembered = self.by_value
+        keys = remembered.get(value)
+        if keys is None:
+            keys = self.keys(flow)
+            if len(value) <= MAX_REMEMBERED_MATERIAL:
+                if len(remembered) >= REMEMBERED_KEYS:
+                    remembered.clear()
+                remembered[value] = keys
+        return keys
+
     def on_request(self, flow: Flow) -> int:
-        keys = self.keys(flow)
+        keys = self.remembered_keys(flow) if self.value_kind else self.keys(flow)
         store = self.store
-        if store.synchronous:
+        if self.synchronous:
             return self.settle(flow, store.run(self.transition, keys, time.time()))
         pending = flow.wait_for(self.decided)
         store.submit(self.transition, keys, flow.deliver)
@@ -234,6 +270,19 @@ class NativeLimiter(RequestStage):
     def settle(self, flow: Flow, result: list[float]) -> int:
         admitted = result[0] == 1.0
         now = result[1]
+        if self.single_line:
+            # One limit (the usual case): the same fields, without the list and the join.
+            limit = self.limits[0]
+            period = self.periods[0]
+            used = result[2] - now
+            left = gcra.remaining(limit, period, used)
+            reset = gcra.next_unit(limit, period, used, left)
+            flow.add_response_line(self.policy_line)
+            flow.add_response_line(self.single_line + b"%d;t=%d" % (left, reset))
+            if admitted:
+                return CONTINUE
+            retry = reset if left == 0 else 0
+            return flow.refuse(errors.RATE_LIMITED, (("Retry-After", str(max(retry, 1))),))
         items: list[bytes] = []
         retry = 0
         for index, limit in enumerate(self.limits):

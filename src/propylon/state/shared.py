@@ -91,7 +91,10 @@ class SharedStore(StateStore):
                 else:
                     held.append([0.0] * RECORD_WIDTH)
             result = transition.apply(held, now)
-            for value, offset, record in zip(hashes, offsets, held, strict=True):
+            # Indexing, not zip(..., strict=True) (a call mypyc does not compile).
+            for index, value in enumerate(hashes):
+                offset = offsets[index]
+                record = held[index]
                 if record[0] > now:
                     SLOT.pack_into(table, offset, value, *record)
                 else:

@@ -138,6 +138,7 @@ class GatewayStats:
     __slots__ = (
         "_unrouted",
         "clock",
+        "discovery",
         "requests",
         "routes",
         "spans",
@@ -168,6 +169,8 @@ class GatewayStats:
         self.spans: Callable[[], dict[str, int]] | None = None
         """Where the span exporter's counters are read (set by the gateway when it exports
         spans; stats never import the tracing layer's exporter)."""
+        self.discovery: Callable[[], dict[str, Any]] | None = None
+        """Where the discovered names' state is read (set by the gateway when it has some)."""
 
     def request_seen(self) -> None:
         self.requests += 1
@@ -187,4 +190,5 @@ class GatewayStats:
             "routes": [route.snapshot() for route in self.routes],
             "upstreams": {host: up.snapshot() for host, up in self.upstreams.items()},
             "tracing": self.spans() if self.spans is not None else dict(NO_SPANS),
+            **({"discovery": self.discovery()} if self.discovery is not None else {}),
         }

@@ -76,6 +76,8 @@ def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
         spans = merged["tracing"]
         for name, n in snap.get("tracing", NO_SPANS).items():
             spans[name] = spans.get(name, 0) + n
+        for name, state in snap.get("discovery", {}).items():
+            _merge_name(merged.setdefault("discovery", {}), name, state)
     merged["unrouted"] = dict(sorted(merged["unrouted"].items()))
     merged["routes"] = [
         {**route, "latency": histograms[key].to_dict()} for key, route in routes.items()
@@ -108,3 +110,17 @@ def _merge_upstream(into: dict[str, dict[str, Any]], host: str, up: dict[str, An
             ),
             "last_cause": mine["last_cause"] or theirs["last_cause"],
         }
+
+
+def _merge_name(into: dict[str, dict[str, Any]], name: str, state: dict[str, Any]) -> None:
+    """A discovered name as the workers see it: the freshest set, failing if any worker's
+    last resolution failed (each worker resolves for itself)."""
+    have = into.get(name)
+    if have is None:
+        into[name] = dict(state)
+        return
+    theirs, mine = state["resolved_at"], have["resolved_at"]
+    if theirs is not None and (mine is None or theirs > mine):
+        have.update(addresses=state["addresses"], resolved_at=theirs, ttl=state["ttl"])
+    have["failing"] = have["failing"] or state["failing"]
+    have["last_error"] = have["last_error"] or state["last_error"]

@@ -47,6 +47,16 @@ def render_report(snapshot: dict[str, Any], *, workers: int) -> dict[str, Any]:
         "routes": routes,
         "upstreams": upstreams,
         "tracing": dict(snapshot.get("tracing") or NO_SPANS),
+        **(
+            {
+                "discovery": {
+                    name: {**state, "resolved_at": _iso(state["resolved_at"])}
+                    for name, state in snapshot["discovery"].items()
+                }
+            }
+            if "discovery" in snapshot
+            else {}
+        ),
     }
 
 

@@ -137,7 +137,7 @@ class Trace:
         "http11",
         "method",
         "parent_id",
-        "route_index",
+        "route",
         "sampled",
         "scheme",
         "server_id",
@@ -189,7 +189,8 @@ class Trace:
         self.error = ""
         """Why the request failed, when the gateway says so (an upstream fault such as
         ``timeout``, or a gateway error's codemessage)."""
-        self.route_index = 0
+        self.route = ""
+        """The route's template (``http.route``)."""
         self.method = b""
         self.target = b""
         self.host: bytes | None = None

@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -61,7 +60,6 @@ class OtlpSink:
     def __init__(
         self,
         spec: TracingSpec,
-        route_templates: Sequence[str],
         *,
         worker_id: int = 0,
         interval: float = EXPORT_INTERVAL,
@@ -69,7 +67,6 @@ class OtlpSink:
     ) -> None:
         assert spec.otlp_endpoint is not None
         self.endpoint = spec.otlp_endpoint
-        self._routes = tuple(route_templates)
         self._interval = interval
         self._queue: deque[Trace] = deque()
         # Built in the worker (after the fork): process.pid tells the workers apart.
@@ -193,7 +190,7 @@ class OtlpSink:
             parent = SpanContext(trace_id, int(trace.parent_id, 16), True, flags, state)
         server = SpanContext(trace_id, int(trace.server_id, 16), False, flags, state)
         method = trace.method.decode("latin-1")
-        route = self._routes[trace.route_index]
+        route = trace.route
         status = trace.status
         error = trace.error or (str(status) if status >= 500 else "")
         attributes: dict[str, AttributeValue] = {

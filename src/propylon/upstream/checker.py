@@ -6,6 +6,8 @@ ejected hosts included: a passing check brings such a host back before its cool-
 so a restarted service is in rotation within one interval. A check passes on a 2xx or 3xx
 within the check's timeout; anything else (refused, reset, timeout, 4xx, 5xx) fails it.
 Each worker checks for itself (its own health table), so ``--workers N`` sends N checks.
+Discovered hosts come and go (``add``/``remove``): each address of a name is checked on its
+own, with the name in ``Host``.
 """
 
 from __future__ import annotations
@@ -34,30 +36,44 @@ class HealthChecker:
         self.checks = tuple(checks)
         self.clock = clock
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[UpstreamPool, asyncio.Task[None]] = {}
+        self._started = False
 
     def start(self) -> None:
-        if not self.checks:
-            return
-        # Loaded only when a route has active checks: aiohttp costs a worker ~10 MiB.
-        import aiohttp
+        self._started = True
+        for pool, spec in self.checks:
+            self.add(pool, spec)
 
-        self._session = aiohttp.ClientSession(
-            # No pooling: a check must open a connection as a request would, or a check
-            # could pass on a kept-alive socket of a host that no longer accepts any.
-            connector=aiohttp.TCPConnector(force_close=True),
-            auto_decompress=False,
-        )
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run(pool, spec)) for pool, spec in self.checks]
+    def add(self, pool: UpstreamPool, spec: HealthCheckSpec) -> None:
+        """Check ``pool`` from now on (at start, or when discovery adds an address)."""
+        if not self._started or pool in self._tasks:
+            return
+        if self._session is None:
+            # Loaded only when a route has active checks: aiohttp costs a worker ~10 MiB.
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                # No pooling: a check must open a connection as a request would, or a check
+                # could pass on a kept-alive socket of a host that no longer accepts any.
+                connector=aiohttp.TCPConnector(force_close=True),
+                auto_decompress=False,
+            )
+        self._tasks[pool] = asyncio.get_running_loop().create_task(self._run(pool, spec))
+
+    def remove(self, pool: UpstreamPool) -> None:
+        """Stop checking ``pool`` (discovery removed its address)."""
+        task = self._tasks.pop(pool, None)
+        if task is not None:
+            task.cancel()
 
     async def close(self) -> None:
-        for task in self._tasks:
+        self._started = False
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -78,14 +94,23 @@ class HealthChecker:
 
         session = self._session
         assert session is not None
-        url = f"{pool.scheme}://{pool.host_header.decode('idna')}{spec.path}"
+        host_header = pool.host_header.decode("idna")
+        if pool.address == pool.host:
+            url = f"{pool.scheme}://{host_header}{spec.path}"
+            server_hostname: str | None = None
+        else:
+            # A discovered address: connect to it, name the host in Host (and in SNI).
+            shown = f"[{pool.address}]" if ":" in pool.address else pool.address
+            url = f"{pool.scheme}://{shown}:{pool.port}{spec.path}"
+            server_hostname = pool.host if pool.scheme == "https" else None
         cause = ""
         try:
             async with session.get(
                 url,
                 timeout=aiohttp.ClientTimeout(total=spec.timeout),
                 allow_redirects=False,
-                headers={"Host": pool.host_header.decode("idna")},
+                headers={"Host": host_header},
+                server_hostname=server_hostname,
             ) as response:
                 if 200 <= response.status < 400:
                     was_out = not pool.health.available(self.clock())

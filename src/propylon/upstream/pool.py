@@ -1,4 +1,9 @@
-"""Idle keep-alive connections to one downstream ``scheme://host:port``."""
+"""Idle keep-alive connections to one downstream ``scheme://host:port``.
+
+A discovered host (``upstream/discovery.py``) has one pool per address of its name: the pool
+connects to ``address`` and still sends the name in ``Host`` and TLS SNI, and its key
+(``/stats``, logs, the hash ring) is ``host:port@address``.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +32,14 @@ class UpstreamPool(ConnectionOwner):
         connect_timeout: float,
         idle_timeout: float,
         stats: UpstreamStats,
+        address: str | None = None,
     ) -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
-        self.key = f"{host}:{port}"
+        self.address = address if address is not None else host
+        """Where connections go: the host itself, or one address its name resolved to."""
+        self.key = f"{host}:{port}" if address is None else f"{host}:{port}@{address}"
         # RFC 9110 s.7.2 / RFC 3986 s.3.2.2: an IPv6 literal is bracketed in Host.
         authority = f"[{host}]" if ":" in host else host
         self.host_header = (
@@ -68,7 +76,7 @@ class UpstreamPool(ConnectionOwner):
         _transport, conn = await asyncio.wait_for(
             loop.create_connection(
                 lambda: UpstreamConnection(self),
-                self.host,
+                self.address,
                 self.port,
                 ssl=self._ssl,
                 server_hostname=self.host if self._ssl is not None else None,

@@ -23,6 +23,12 @@ propylon's own: ``weighted_round_robin`` (nginx's smooth weighted round robin),
 ``power_of_two`` (two random available hosts, the one with fewer requests in flight), and
 ``hash`` (a consistent-hash ring on a header, cookie or claim value: a host leaving the set,
 or taken out, moves only its own keys; a request without the value goes round robin).
+
+A route whose host names are discovered (``upstream/discovery.py``) gets a new selector when
+a name's addresses change: built aside, it takes over what its predecessor knew of the hosts
+that stay (``adopt``), then replaces it in one assignment on the loop, so a request sees the
+old host set or the new one, never a mix. An exchange that ends after the swap releases its
+host into the new selector, which ignores a host it does not have.
 """
 
 from __future__ import annotations
@@ -91,8 +97,14 @@ class Selector:
                 return pool
             if self.tracking:
                 self.release(pool)
-        # The balancer insists (a hash, a sticky session): the next available host after it.
-        index = self.pools.index(tried)
+        # The balancer insists (a hash, a sticky session): the next available host after it
+        # (from the first when discovery has just taken ``tried`` out of the set).
+        index = position(self.pools, tried)
+        if index < 0:
+            found = self._scan(0)
+            if found is not None and self.tracking:
+                self._lease(found)
+            return found
         count = len(self.pools)
         now = self.clock()
         for step in range(1, count):
@@ -105,6 +117,10 @@ class Selector:
 
     def _lease(self, pool: UpstreamPool) -> None:
         """Count ``pool`` as picked (tracking selectors)."""
+
+    def adopt(self, previous: Selector) -> None:
+        """Take over ``previous``'s state for the hosts both have (a discovered host set
+        changed): in-flight counts, a round robin's position. Off the request path."""
 
     def available(self) -> list[int]:
         """Indexes of the hosts in rotation now."""
@@ -120,6 +136,30 @@ class Selector:
             pool = pools[(start + step) % count]
             if pool.health.available(now):
                 return pool
+        return None
+
+
+def position(pools: tuple[UpstreamPool, ...], pool: UpstreamPool) -> int:
+    """``pool``'s index in ``pools``; -1 when a discovered host set no longer has it."""
+    try:
+        return pools.index(pool)
+    except ValueError:
+        return -1
+
+
+def carried(previous: Selector, counts: list[int], pools: tuple[UpstreamPool, ...]) -> list[int]:
+    """One count per host of ``pools``: ``previous``'s ``counts`` for the hosts it had."""
+    out = []
+    for pool in pools:
+        index = position(previous.pools, pool)
+        out.append(counts[index] if index >= 0 else 0)
+    return out
+
+
+class Unavailable(Selector):
+    """A route none of whose discovered names has an address yet: 503, no connect attempt."""
+
+    def pick(self, flow: Flow) -> UpstreamPool | None:
         return None
 
 
@@ -173,6 +213,11 @@ class RoundRobin(Selector):
             cursor.value = self.pools.index(found) + 1
         return found
 
+    def adopt(self, previous: Selector) -> None:
+        if isinstance(previous, RoundRobin) and previous.cursor is not self.cursor:
+            # Past the end wraps to the first host at the next pick.
+            self.cursor.value = previous.cursor.value
+
 
 class LeastConnection(Selector):
     __slots__ = ("leases",)
@@ -197,12 +242,20 @@ class LeastConnection(Selector):
         return self.pools[best]
 
     def _lease(self, pool: UpstreamPool) -> None:
-        self.leases[self.pools.index(pool)] += 1
+        index = position(self.pools, pool)
+        if index >= 0:
+            self.leases[index] += 1
 
     def release(self, pool: UpstreamPool) -> None:
-        index = self.pools.index(pool)
-        if self.leases[index] > 0:
+        index = position(self.pools, pool)
+        if index >= 0 and self.leases[index] > 0:
             self.leases[index] -= 1
+
+    def adopt(self, previous: Selector) -> None:
+        if isinstance(previous, LeastConnection):
+            self.leases = carried(previous, previous.leases, self.pools)
+        elif isinstance(previous, PowerOfTwo):
+            self.leases = carried(previous, previous.in_flight, self.pools)
 
 
 class SessionTable:
@@ -298,6 +351,10 @@ class WeightedRoundRobin(Selector):
         current[best] -= total
         return self.pools[best]
 
+    def adopt(self, previous: Selector) -> None:
+        if isinstance(previous, WeightedRoundRobin):
+            self.current = carried(previous, previous.current, self.pools)
+
 
 class PowerOfTwo(Selector):
     __slots__ = ("in_flight", "random")
@@ -327,12 +384,20 @@ class PowerOfTwo(Selector):
         return self.pools[chosen]
 
     def _lease(self, pool: UpstreamPool) -> None:
-        self.in_flight[self.pools.index(pool)] += 1
+        index = position(self.pools, pool)
+        if index >= 0:
+            self.in_flight[index] += 1
 
     def release(self, pool: UpstreamPool) -> None:
-        index = self.pools.index(pool)
-        if self.in_flight[index] > 0:
+        index = position(self.pools, pool)
+        if index >= 0 and self.in_flight[index] > 0:
             self.in_flight[index] -= 1
+
+    def adopt(self, previous: Selector) -> None:
+        if isinstance(previous, PowerOfTwo):
+            self.in_flight = carried(previous, previous.in_flight, self.pools)
+        elif isinstance(previous, LeastConnection):
+            self.in_flight = carried(previous, previous.leases, self.pools)
 
 
 def ring_hash(data: bytes) -> int:
@@ -427,6 +492,8 @@ def selector_for(
     tables: Tables,
 ) -> Selector:
     kind = spec.kind
+    if not pools:
+        return Unavailable(pools, clock)
     if len(pools) == 1 and kind != "sticky_cookie":
         # Sticky routes keep their class: their session table is shared with other routes.
         return Only(pools, clock)
