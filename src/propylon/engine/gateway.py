@@ -338,11 +338,16 @@ class Gateway(Handler, Terminal):
         async with self._reloading:  # one at a time: each builds on the one before
             previous = self.generation
             generation, pools = self._build(config, digest, previous)
+            failure: BaseException | None = None
             try:
                 await generation.start(previous)
-            except BaseException:
+            except BaseException as exc:
+                failure = exc
+            if failure is not None:
+                # Closed outside the except block: compiled code must not await there
+                # (tests/unit/test_compiled_source.py says why).
                 await generation.close(previous)
-                raise
+                raise failure
             if self.draining:
                 await generation.close(previous)
                 return
