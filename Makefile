@@ -39,7 +39,7 @@ $(STAMP): Makefile pyproject.toml setup.py $(SERVICE_PKGS)
 		echo "      Python (same behaviour, slower; see docs/performance.md)"; }
 	@# Packages first (pure Python), then the compilation below, with every dependency
 	@# installed so that mypyc sees their types.
-	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev,redis,watch]' -e ./services/servicekit \
+	PROPYLON_PURE_PYTHON=1 $(PY) -m pip install --quiet -e '.[dev,redis,watch,otlp]' -e ./services/servicekit \
 		-e './services/identity[postgresql,redis]' -e './services/profiles[postgresql]'
 	@touch $(STAMP)
 

@@ -76,6 +76,8 @@ COMPILED = [
     "src/propylon/auth/token_cache.py",
     "src/propylon/auth/verifier.py",
     "src/propylon/auth/assertion.py",
+    # W3C trace context on every proxied request (span export stays interpreted)
+    "src/propylon/tracing/context.py",
 ]
 
 # mypyc type-checks what it compiles. Strictness is `make typecheck`'s job (pyproject's

@@ -79,8 +79,15 @@ class CountingTransport:
         return False
 
 
-def request(path: bytes, token: str | None = None, origin: bytes | None = None) -> bytes:
+def request(
+    path: bytes,
+    token: str | None = None,
+    origin: bytes | None = None,
+    traceparent: bytes | None = None,
+) -> bytes:
     head = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+    if traceparent is not None:
+        head += b"traceparent: " + traceparent + b"\r\ntracestate: vendor=opaque\r\n"
     if token is not None:
         head += b"Authorization: Bearer " + token.encode() + b"\r\n"
     if origin is not None:
@@ -188,6 +195,14 @@ def main() -> None:
     scenarios: dict[str, Callable[[], list[bytes]]] = {
         "proxy only": lambda: [request(b"/profiles/12345")],
         # Real clients ask for many ids: each new path is canonicalised and matched again.
+        # W3C trace context: every request above begins a trace; this one continues the
+        # client's (its traceparent checked, a new span id, its tracestate sent on).
+        "proxy only, client traceparent": lambda: [
+            request(
+                b"/profiles/12345",
+                traceparent=b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+        ],
         "proxy only, 10,000 paths": lambda: [request(b"/profiles/%d" % i) for i in range(10000)],
         # The cors stage: Origin matched, Access-Control-* and Vary lines on the response.
         # The ip_filter stage: the client address judged against allow and block lists.

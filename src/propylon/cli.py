@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "(conventionally 127.0.0.1:9901; beyond loopback it needs PROPYLON_ADMIN_TOKEN)",
     )
     _tls_flags(run)
+    _tracing_flags(run)
     run.add_argument(
         "--watch-config",
         action="store_true",
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", metavar="PATH")
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
     _tls_flags(check)
+    _tracing_flags(check)
     check.set_defaults(handler=_check)
 
     routes = commands.add_parser("routes", help="print the effective route table")
@@ -135,6 +137,22 @@ def _tls_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _tracing_flags(parser: argparse.ArgumentParser) -> None:
+    """Span export: the settings of a native file's ``tracing`` block, one flag each."""
+    group = parser.add_argument_group("tracing (overrides the file's tracing block)")
+    group.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="export spans over OTLP/HTTP to this collector (http://HOST:4318 posts to "
+        "/v1/traces); needs the [otlp] extra. W3C traceparent is propagated without it too",
+    )
+    group.add_argument(
+        "--otlp-sample-ratio",
+        metavar="RATIO",
+        help="share of new traces sampled, 0-1 (default 1); a client's sampled flag is kept",
+    )
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -173,6 +191,12 @@ def _load(path: str, args: argparse.Namespace) -> GatewayConfig:
             port=args.tls_port,
             only=args.tls_only,
         )
+    if hasattr(args, "otlp_endpoint"):
+        from propylon.config.tracing import with_tracing_flags
+
+        config = with_tracing_flags(
+            config, endpoint=args.otlp_endpoint, sample_ratio=args.otlp_sample_ratio
+        )
     return config
 
 
@@ -208,6 +232,8 @@ def _run(args: argparse.Namespace) -> int:
         tls_port=args.tls_port,
         tls_only=args.tls_only,
         admin=args.admin,
+        otlp_endpoint=args.otlp_endpoint,
+        otlp_sample_ratio=args.otlp_sample_ratio,
     )
     try:
         loaded = source.load(os.environ)
@@ -221,6 +247,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     config = loaded.config
     _print(config.warnings, sys.stderr)
+    from propylon.config.tracing import sdk_problem
+
+    missing = sdk_problem(config)
+    if missing is not None:
+        _print([missing], sys.stderr)
+        return EXIT_UNUSABLE
     if config.assertion is not None and not _publish_assertion_keys(config):
         return EXIT_UNUSABLE
     # Imported here: the engine pulls in uvloop and the data plane, which check/routes/explain

@@ -115,7 +115,9 @@ async def test_an_async_plugin_sees_the_caller_and_adds_headers_both_ways(tmp_pa
         await up.close()
 
 
-@pytest.mark.parametrize("plugin", ["Raising", "RaisingLater", "BadHeader", "ForgedAssertion"])
+@pytest.mark.parametrize(
+    "plugin", ["Raising", "RaisingLater", "BadHeader", "ForgedAssertion", "ForgedTraceparent"]
+)
 async def test_a_plugin_that_raises_is_a_500_and_the_worker_carries_on(
     tmp_path: Path, plugin: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -48,6 +48,13 @@ class ForgedAssertion(Plugin):
         call.add_upstream_header("x-gateway-assertion", "forged")
 
 
+class ForgedTraceparent(Plugin):
+    def on_request(self, call: Call) -> None:
+        call.add_upstream_header(
+            "Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        )
+
+
 class Picky(Plugin):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)

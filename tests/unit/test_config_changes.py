@@ -72,3 +72,19 @@ def test_the_same_file_is_no_change(tmp_path: Path) -> None:
     again = _load(tmp_path, "same", routes=[_route("/a")])
     changes = diff(config, again)
     assert not changes.any and changes.summary() == "no change"
+
+
+def test_tracing_settings_need_a_restart_and_stay(tmp_path: Path) -> None:
+    old = _load(tmp_path, "old", routes=[_route("/a")])
+    new = _load(
+        tmp_path,
+        "new",
+        routes=[_route("/a")],
+        tracing={"otlp_endpoint": "http://127.0.0.1:4318", "sample_ratio": 0.5},
+    )
+    changes = diff(old, new)
+    assert changes.needs_restart == (
+        "tracing: the export or sampling settings changed; that needs a restart",
+    )
+    assert not changes.settings  # nothing else changed, so nothing is applied
+    assert applied(old, new).tracing == old.tracing

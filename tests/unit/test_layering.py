@@ -90,6 +90,10 @@ def test_the_request_path_has_no_import_cycle() -> None:
         ("propylon.upstream", ("propylon.engine", "propylon.plane", "propylon.stages")),
         ("propylon.plane", ("propylon.engine", "propylon.upstream")),
         ("propylon.stages", ("propylon.engine", "propylon.upstream")),
+        (
+            "propylon.tracing",
+            ("propylon.engine", "propylon.plane", "propylon.stages", "propylon.upstream"),
+        ),
     ],
 )
 def test_lower_layers_never_import_upper_ones(layer: str, never: tuple[str, ...]) -> None:

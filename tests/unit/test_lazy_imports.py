@@ -1,6 +1,7 @@
 """A worker loads what its config uses, and no more: aiohttp (JWKS fetching, active health
-checks, the admin listener), redis and prometheus-client cost ~10 MiB of RSS per worker
-each, so a gateway that configures none of them must not import them."""
+checks, the admin listener), redis, prometheus-client and the OpenTelemetry SDK (span
+export) cost ~10 MiB of RSS per worker each, so a gateway that configures none of them must
+not import them."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ async def serve():
     await gateway.stop(drain_timeout=0.1)
 
 asyncio.run(serve())
-heavy = ("aiohttp", "redis", "prometheus_client")
+heavy = ("aiohttp", "redis", "prometheus_client", "opentelemetry")
 print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 """
 
 
-def test_a_plain_gateway_imports_no_http_client_redis_or_metrics_library(tmp_path: Path) -> None:
+def test_a_plain_gateway_imports_no_http_client_redis_metrics_or_tracing_library(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "ocelot.json"
     route = {
         "UpstreamPathTemplate": "/a/{id}",

@@ -85,6 +85,8 @@ def test_merge_adds_counters_and_keeps_oldest_start_and_latest_error() -> None:
     one.upstreams[HOSTS[1]].error("reset")
     two.upstreams[HOSTS[1]].wall_clock = FakeClock(40.0)
     two.upstreams[HOSTS[1]].error("refused")
+    one.spans = lambda: {"spans_exported": 7, "spans_dropped": 1}
+    two.spans = lambda: {"spans_exported": 3, "spans_dropped": 2}
     inputs = [one.snapshot(), two.snapshot()]
     before = copy.deepcopy(inputs)
 
@@ -95,6 +97,7 @@ def test_merge_adds_counters_and_keeps_oldest_start_and_latest_error() -> None:
     assert merged["uptime_seconds"] == 105.0
     assert merged["requests"] == 5
     assert merged["unrouted"] == {"404": 2}
+    assert merged["tracing"] == {"spans_exported": 10, "spans_dropped": 3}
     profiles = merged["routes"][0]
     assert profiles["requests"] == 5
     assert profiles["responses"] == [0, 5, 0, 0, 0]
@@ -160,7 +163,10 @@ def test_report_shape_and_values() -> None:
         "totals",
         "routes",
         "upstreams",
+        "tracing",
     }
+    # No span exporter: the counters are there, at zero.
+    assert report["tracing"] == {"spans_exported": 0, "spans_dropped": 0}
     assert report["uptime_seconds"] == 42.123
     assert report["started_at"] == "2023-11-14T22:13:20.250Z"
     assert (report["workers"], report["workers_reporting"]) == (1, 1)

@@ -3,9 +3,9 @@
 A route is known by what a client sees of it: its methods, its ``UpstreamHost`` and its
 template (``RouteSpec.counter_key``, which names its rate-limit counters too). Its position
 in the file is not part of it: moving a route is not a change. Settings bound to sockets the
-supervisor opened (the TLS listener, the admin listener) and the signed hop's key (its public
-keys were published at start-up) are kept as they were, and the reload says they need a
-restart.
+supervisor opened (the TLS listener, the admin listener), the signed hop's key (its public
+keys were published at start-up) and the tracing settings (each worker's span exporter) are
+kept as they were, and the reload says they need a restart.
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def diff(old: GatewayConfig, new: GatewayConfig) -> Changes:
         restart.append(f"admin.listen: {_admin(old)} -> {_admin(new)} needs a restart")
     if old.assertion != new.assertion:
         restart.append("assertion: the signing settings changed; that needs a restart")
+    if old.tracing != new.tracing:
+        # Each worker's span exporter (a thread and its queue) is set up once, at start.
+        restart.append("tracing: the export or sampling settings changed; that needs a restart")
     kept = applied(old, new)
     settings = dataclasses.replace(kept, routes=(), warnings=(), source="") != dataclasses.replace(
         old, routes=(), warnings=(), source=""
@@ -89,7 +92,9 @@ def diff(old: GatewayConfig, new: GatewayConfig) -> Changes:
 
 def applied(old: GatewayConfig, new: GatewayConfig) -> GatewayConfig:
     """``new`` as a reload applies it: what needs a restart stays as ``old`` has it."""
-    return dataclasses.replace(new, tls=old.tls, admin=old.admin, assertion=old.assertion)
+    return dataclasses.replace(
+        new, tls=old.tls, admin=old.admin, assertion=old.assertion, tracing=old.tracing
+    )
 
 
 def _tls(config: GatewayConfig) -> str:

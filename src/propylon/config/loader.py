@@ -30,6 +30,7 @@ from propylon.config.model import (
     RouteSpec,
     StateSpec,
     StatsAccess,
+    TracingSpec,
 )
 from propylon.config.native import read_native
 from propylon.config.native_rate_limits import state_from
@@ -116,6 +117,7 @@ def compile_document(
         state=state or StateSpec(),
         assertion=signing,
         admin=result.admin,
+        tracing=result.tracing or TracingSpec(),
         dns=result.dns or DnsSpec(),
         warnings=tuple(problems),
     )

@@ -561,6 +561,22 @@ class AdminSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSpec:
+    """Distributed tracing (the native ``tracing`` block, ``--otlp-endpoint``,
+    ``--otlp-sample-ratio``). W3C trace context is propagated on every proxied request
+    whatever this says; spans are exported only with an endpoint."""
+
+    otlp_endpoint: str | None = None
+    """Where spans are POSTed (OTLP/HTTP, protobuf): the full URL of the traces endpoint
+    (``http://collector:4318/v1/traces``); None: no spans, propagation only."""
+    sample_ratio: float = 1.0
+    """Share of new traces (those no client began) the gateway samples, 0.0-1.0; a
+    client's sampled flag is respected either way."""
+    service_name: str = "propylon"
+    """The spans' ``service.name`` resource attribute."""
+
+
+@dataclass(frozen=True, slots=True)
 class AssertionSettings:
     """The signed hop (services/README.md, "The signed hop"): the gateway signs what it
     asserts about the caller with its own Ed25519 key, for the services to verify.
@@ -636,5 +652,6 @@ class GatewayConfig:
     """Signed gateway assertions; ``None``: off (routes' ``assertion_audience`` all None)."""
     admin: AdminSpec | None = None
     """The operations listener: off (None) unless the file or ``--admin`` asks for it."""
+    tracing: TracingSpec = field(default_factory=TracingSpec)
     dns: DnsSpec = field(default_factory=DnsSpec)
     warnings: tuple[Problem, ...] = ()

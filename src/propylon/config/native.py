@@ -55,6 +55,7 @@ from propylon.config.native_settings import (
 from propylon.config.plugin_specs import read_plugins
 from propylon.config.reader import ProviderRef, ReadResult
 from propylon.config.tls import read_tls
+from propylon.config.tracing import read_tracing
 
 VERSION = 1
 TOP_LEVEL = (
@@ -76,6 +77,7 @@ TOP_LEVEL = (
     "retries",
     "assertion",
     "admin",
+    "tracing",
     "dns",
     "routes",
 )
@@ -147,6 +149,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     plugins = read_plugins(data.get("plugins"), diag)
     tls = read_tls(data.get("tls"), diag, base_dir)
     admin = read_admin(data.get("admin"), diag)
+    tracing = read_tracing(data.get("tracing"), diag)
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
@@ -195,6 +198,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         state=state,
         assertion=signing,
         admin=admin,
+        tracing=tracing,
         dns=resolver,
     )
 

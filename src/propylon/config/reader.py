@@ -19,6 +19,7 @@ from propylon.config.model import (
     StateSpec,
     StatsAccess,
     TlsSpec,
+    TracingSpec,
 )
 
 
@@ -58,4 +59,6 @@ class ReadResult:
     """The native ``assertion`` block (routes' audiences are already set)."""
     admin: AdminSpec | None = None
     """The native ``admin`` block (its token is read later, when ``run`` starts)."""
+    tracing: TracingSpec | None = None
+    """The native ``tracing`` block."""
     dns: DnsSpec | None = None

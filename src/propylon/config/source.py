@@ -2,9 +2,9 @@
 
 Start-up and every reload read it the same way (``ConfigSource.load``), so a reload
 validates exactly what ``propylon check`` and ``propylon run`` would: the file through
-``load_config``, then the ``--tls-*`` and ``--admin`` flags. ``load`` reads the file's bytes
-once and returns them with the config, so what the workers are handed (engine/reload.py) is
-the text that was validated, never a file that changed in between.
+``load_config``, then the ``--tls-*``, ``--admin`` and ``--otlp-*`` flags. ``load`` reads the
+file's bytes once and returns them with the config, so what the workers are handed
+(engine/reload.py) is the text that was validated, never a file that changed in between.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from propylon.config.document import parse_text
 from propylon.config.loader import compile_document
 from propylon.config.model import ConfigError, ConfigFormat, GatewayConfig, Problem
 from propylon.config.tls import with_tls_flags
+from propylon.config.tracing import with_tracing_flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class ConfigSource:
     tls_only: bool = False
     admin: str | None = None
     """``--admin HOST:PORT``; None: only the file's ``admin`` block, if any."""
+    otlp_endpoint: str | None = None
+    otlp_sample_ratio: str | None = None
+    """``--otlp-endpoint`` / ``--otlp-sample-ratio`` as given (None: the file's)."""
 
     def load(self, env: Mapping[str, str]) -> Loaded:
         """Read and validate the file now; ConfigError with every problem found."""
@@ -64,4 +68,7 @@ class ConfigSource:
             config, cert=self.tls_cert, key=self.tls_key, port=self.tls_port, only=self.tls_only
         )
         config = with_admin(config, self.admin, env)
+        config = with_tracing_flags(
+            config, endpoint=self.otlp_endpoint, sample_ratio=self.otlp_sample_ratio
+        )
         return Loaded(config, text, hashlib.sha256(text.encode()).hexdigest())

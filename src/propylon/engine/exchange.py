@@ -735,6 +735,9 @@ class Exchange(ResponseSink, PoolWaiter):
         self.pool.stats.error(kind)
         self.pool.health.failed(kind, self.loop.time())
         self.context.fault_log.report(self.plan.stats.label, self.pool.key, kind)
+        trace = self.flow.trace
+        if trace is not None:
+            trace.upstream_failed(kind)
 
     def _error(self, kind: errors.ErrorKind) -> None:
         self.status = kind.status
@@ -759,5 +762,10 @@ class Exchange(ResponseSink, PoolWaiter):
         if chain.response_stages:
             flow = self.flow
             chain.ended(flow, self.status, now - flow.started)
+        trace = self.flow.trace
+        if trace is not None:
+            pool = self.pool
+            answered = self.status if self.response_started else 0
+            trace.exchange_ended(self.status, answered, pool.host, pool.port)
         if notify_client:
             self.client.exchange_finished(self, keep_alive)

@@ -53,6 +53,7 @@ from propylon.stats import (
     UpstreamStats,
     render_report,
 )
+from propylon.tracing.context import SpanSink, Tracing
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
 from propylon.upstream.health import NEVER_EJECTED
@@ -135,6 +136,11 @@ class Gateway(Handler, Terminal):
         self.tls: TlsListener | None = None
         """The TLS listener, when the config has one (engine/listeners.py)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self.tracing = Tracing(config.tracing.sample_ratio)
+        """W3C trace context on every proxied request; spans too once ``start`` opened the
+        OTLP sink (``config.tracing.otlp_endpoint``). Set once: a reload keeps the
+        tracing settings (config/changes.py)."""
+        self._span_sink: Any = None
         self._reloading = asyncio.Lock()
         self._retiring: list[tuple[Generation, Generation]] = []
         """Replaced generations not closed yet, each with the one that replaced it."""
@@ -382,6 +388,8 @@ class Gateway(Handler, Terminal):
         await self.generation.start(None)
         if self.stats_exchange is not None:
             await self.stats_exchange.start()
+        if self.config.tracing.otlp_endpoint is not None:
+            self._open_span_sink()
         tls = self.config.tls
         if tls is None or not tls.only:
             # The connection is an asyncio protocol by its methods, not by subclassing (its
@@ -437,6 +445,20 @@ class Gateway(Handler, Terminal):
         self._retiring.clear()
         if self.stats_exchange is not None:
             await self.stats_exchange.close()
+        sink, self._span_sink = self._span_sink, None
+        if sink is not None:
+            self.tracing.sink = None
+            await sink.close()
+
+    def _open_span_sink(self) -> None:
+        # Imported only here: the OpenTelemetry SDK (the [otlp] extra) is ~10 MiB per worker.
+        from propylon.tracing.export import OtlpSink
+
+        sink = OtlpSink(self.config.tracing, worker_id=self.worker_id)
+        sink.start()
+        self._span_sink = sink
+        self.tracing.sink = sink
+        self.stats.spans = sink.counts
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = self.loop.create_task(coro)
@@ -469,6 +491,9 @@ class Gateway(Handler, Terminal):
         plan = routed.plan
         chain = plan.chain
         flow = Flow(conn, request, routed.target, plan.index, self.proxies, chain, self._spawn)
+        sink = self.tracing.sink
+        if sink is not None:
+            self._begin_trace(conn, flow, plan, sink)
         if chain.response_stages:
             flow.started = conn.clock()
         if chain.stages:
@@ -477,6 +502,16 @@ class Gateway(Handler, Terminal):
             # No stage on this route: straight to the terminal, without the chain's loop.
             self._forward(conn, flow, plan, self.generation)
         return None
+
+    def _begin_trace(
+        self, conn: ClientConnection, flow: Flow, plan: RoutePlan, sink: SpanSink
+    ) -> None:
+        trace = self.tracing.begin(flow.request, sink)
+        if trace.sampled:
+            trace.route = plan.route.spec.upstream_path
+            trace.scheme = conn.scheme
+            trace.client_address = flow.client_address()
+        flow.trace = trace
 
     def _route(self, conn: ClientConnection, request: Request) -> Routed | errors.ErrorKind | None:
         """Target form -> canonical path -> /stats or a route (None: answered already)."""
@@ -548,6 +583,11 @@ class Gateway(Handler, Terminal):
             return
         # The same line goes upstream and back to the client.
         request_id_line = generation.request_id.line(request.request_id)
+        trace = flow.trace
+        trace_lines = (
+            trace.upstream_lines() if trace is not None else self.tracing.upstream_lines(request)
+        )
+        flow.trace_lines = trace_lines
         head = generation.composer.upstream_head(
             request,
             flow.target,
@@ -559,6 +599,7 @@ class Gateway(Handler, Terminal):
             connection_lines=conn.forwarding_lines,
             stage_lines=flow.upstream_lines,
             request_id_line=request_id_line,
+            trace_lines=trace_lines,
         )
         conn.proceed(
             Exchange(
@@ -586,6 +627,10 @@ class Gateway(Handler, Terminal):
         chain = plan.chain
         if chain.response_stages:
             chain.ended(flow, reply.status, now - flow.started)
+        trace = flow.trace
+        if trace is not None:
+            kind = reply.kind
+            trace.answered(reply.status, kind.codemessage if kind is not None else "")
         conn.exchange_finished(None, keep)
 
     # -- /stats -----------------------------------------------------------------------------------

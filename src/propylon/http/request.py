@@ -2,7 +2,8 @@
 
 The pass runs once per request, so it does everything header-related at once: it keeps the
 end-to-end headers that may travel upstream, and pulls out the ones the gateway acts on
-(framing, ``Host``, ``Authorization``, ``Connection``, forwarding, request id). The identity
+(framing, ``Host``, ``Authorization``, ``Connection``, forwarding, request id, trace
+context). The identity
 header and every header set from claims are dropped here, in any letter case, before routing or
 authentication even start.
 """
@@ -36,6 +37,8 @@ class Request:
         "method",
         "request_id",
         "target",
+        "traceparent",
+        "tracestate",
         "underscored",
         "upgrade",
     )
@@ -60,6 +63,11 @@ class Request:
         self.chunked = False
         self.expect_continue = False
         self.request_id: bytes | None = None
+        self.traceparent: bytes | None = None
+        """The client's W3C ``traceparent`` as received (b"": it sent several, none valid)."""
+        self.tracestate: bytes | None = None
+        """The client's ``tracestate`` (several fields joined with commas, as RFC 9110 s.5.3
+        allows for a list)."""
         self.upgrade = False
         self.body: list[bytes] = []
         """Body chunks received before an upstream connection could take them."""
@@ -154,6 +162,8 @@ EXPECT: Final = 9
 FORWARDED_FOR: Final = 10
 FORWARDED_FACT: Final = 11
 UPGRADE: Final = 12
+TRACEPARENT: Final = 13
+TRACESTATE: Final = 14
 
 _REWRITTEN_KINDS: Final[dict[bytes, int]] = {
     b"host": HOST,
@@ -163,6 +173,8 @@ _REWRITTEN_KINDS: Final[dict[bytes, int]] = {
     b"expect": EXPECT,
     b"x-forwarded-for": FORWARDED_FOR,
     b"upgrade": UPGRADE,
+    b"traceparent": TRACEPARENT,
+    b"tracestate": TRACESTATE,
     **{name: FORWARDED_FACT for name in FORWARDED_FACTS},
 }
 """The names the gateway rewrites that it reads; every other one of REQUEST_REWRITTEN is
@@ -217,6 +229,15 @@ def sort_headers(request: Request, headers: list[tuple[bytes, bytes]], rules: He
             request.forwarded_facts.append(name + b": " + value)
         elif kind == UPGRADE:
             request.upgrade = True
+        elif kind == TRACEPARENT:
+            # Read here, written upstream by the gateway (tracing/context.py); two of them
+            # make neither valid (W3C Trace Context s.3.2: one traceparent per request).
+            request.traceparent = value.strip() if request.traceparent is None else b""
+        elif kind == TRACESTATE:
+            state = value.strip()
+            request.tracestate = (
+                state if request.tracestate is None else request.tracestate + b"," + state
+            )
     if request.chunked and request.content_length is not None:
         raise HeaderError("both content-length and transfer-encoding")
     if request.hosts_seen > 1 or (request.http11 and request.hosts_seen == 0):

@@ -51,6 +51,7 @@ from propylon.stages.plugin import PluginStage
 from propylon.stages.rate_limit import NativeLimiter, OcelotLimiter
 from propylon.state import StateStore, open_store
 from propylon.stats.counters import RateLimitDecisions
+from propylon.tracing.context import TRACE_HEADERS
 
 
 class Site:
@@ -104,9 +105,10 @@ class Site:
                 ASSERTION_HEADER_LOWER.decode("ascii"),
             }
             | {n.decode("ascii") for n in stripped_names(config.routes)}
+            | {n.decode("ascii") for n in TRACE_HEADERS}
         )
         """Header names only the gateway sets upstream (identity, request id, the signed
-        assertion, claim headers): no plugin may add them."""
+        assertion, claim headers, trace context): no plugin may add them."""
 
     def plugin_stage(self, name: str, route_label: str) -> PluginStage:
         """A route's stage for plugin ``name``: one plugin instance per definition and

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from mypy_extensions import mypyc_attr
 
 from propylon import errors
+from propylon.tracing.context import Trace, traceparent_of
 
 if TYPE_CHECKING:
     from propylon.auth import Principal
@@ -122,6 +123,8 @@ class Flow:
         "spawner",
         "started",
         "target",
+        "trace",
+        "trace_lines",
         "upstream_lines",
     )
 
@@ -155,6 +158,10 @@ class Flow:
         self.started = 0.0
         """The loop's clock when the route took the request; set only on routes with
         response stages (the only readers)."""
+        self.trace: Trace | None = None
+        """The request's trace, on a gateway that exports spans (None: propagation only)."""
+        self.trace_lines = b""
+        """The ``traceparent`` (and ``tracestate``) lines sent upstream; b"" until then."""
         self._address: str | None = None
         self._decide: Callable[[Flow, Any], int] | None = None
 
@@ -168,6 +175,10 @@ class Flow:
             if len(line) > size and line[size] == 58 and line[:size].lower() == lower_name:
                 return line[size + 1 :].strip()
         return None
+
+    def traceparent(self) -> bytes:
+        """The ``traceparent`` value the upstream received (b"": nothing was forwarded)."""
+        return traceparent_of(self.trace_lines)
 
     def client_address(self) -> str:
         """The client's address: the peer's, or from ``X-Forwarded-For`` through trusted

@@ -38,6 +38,9 @@ REQUEST_REWRITTEN: frozenset[bytes] = HOP_BY_HOP | {
     b"x-forwarded-port",
     b"x-real-ip",
     b"forwarded",
+    # W3C trace context: the gateway is a hop, so it sends its own (tracing/context.py).
+    b"traceparent",
+    b"tracestate",
 }
 
 # Forwarding facts a trusted proxy in front of the gateway may state; from anyone else the

@@ -18,6 +18,10 @@ from propylon.stats.histogram import EDGES, LatencyHistogram
 
 SNAPSHOT_VERSION = 1
 
+NO_SPANS = {"spans_exported": 0, "spans_dropped": 0}
+"""The span exporter's counters in a snapshot: sampled spans the collector accepted, and
+spans lost (the queue was full, or the collector failed or did not answer in time)."""
+
 UPSTREAM_ERROR_KINDS = frozenset(
     {"refused", "unreachable", "reset", "timeout", "malformed", "truncated", "closed", "tls", "dns"}
 )
@@ -200,6 +204,7 @@ class GatewayStats:
         "discovery",
         "requests",
         "routes",
+        "spans",
         "started",
         "started_at",
         "upstreams",
@@ -224,6 +229,9 @@ class GatewayStats:
         self.clock = clock
         self.started = clock()
         self.started_at = wall_clock()
+        self.spans: Callable[[], dict[str, int]] | None = None
+        """Where the span exporter's counters are read (set by the gateway when it exports
+        spans; stats never import the tracing layer's exporter)."""
         self.discovery: Callable[[], dict[str, Any]] | None = None
         """Where the discovered names' state is read (set by the gateway when it has some)."""
 
@@ -244,5 +252,6 @@ class GatewayStats:
             "unrouted": {str(status): n for status, n in sorted(self._unrouted.items())},
             "routes": [route.snapshot() for route in self.routes],
             "upstreams": {host: up.snapshot() for host, up in self.upstreams.items()},
+            "tracing": self.spans() if self.spans is not None else dict(NO_SPANS),
             **({"discovery": self.discovery()} if self.discovery is not None else {}),
         }

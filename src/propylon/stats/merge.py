@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from propylon.stats.counters import SNAPSHOT_VERSION
+from propylon.stats.counters import NO_SPANS, SNAPSHOT_VERSION
 from propylon.stats.histogram import LatencyHistogram
 
 _ROUTE_COUNTERS = (
@@ -40,6 +40,7 @@ def empty_snapshot() -> dict[str, Any]:
         "unrouted": {},
         "routes": [],
         "upstreams": {},
+        "tracing": dict(NO_SPANS),
     }
 
 
@@ -83,6 +84,9 @@ def merge_snapshots(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
             histograms[key].merge(histogram)
         for host, up in snap["upstreams"].items():
             _merge_upstream(merged["upstreams"], host, up)
+        spans = merged["tracing"]
+        for name, n in snap.get("tracing", NO_SPANS).items():
+            spans[name] = spans.get(name, 0) + n
         for name, state in snap.get("discovery", {}).items():
             _merge_name(merged.setdefault("discovery", {}), name, state)
     merged["unrouted"] = dict(sorted(merged["unrouted"].items()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from propylon.stats.counters import BREAKER_STATES, RATE_LIMIT_DECISIONS
+from propylon.stats.counters import BREAKER_STATES, NO_SPANS, RATE_LIMIT_DECISIONS
 from propylon.stats.histogram import LatencyHistogram
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -47,6 +47,7 @@ def render_report(snapshot: dict[str, Any], *, workers: int) -> dict[str, Any]:
         "totals": _totals(snapshot, routes),
         "routes": routes,
         "upstreams": upstreams,
+        "tracing": dict(snapshot.get("tracing") or NO_SPANS),
         **(
             {
                 "discovery": {

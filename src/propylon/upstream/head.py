@@ -1,8 +1,9 @@
 """The request head a downstream service receives, written once per proxied request.
 
 Kept client headers, then what the route's stages added (identity, claim headers, plugin
-headers), the request id, forwarding facts (``X-Forwarded-*``, ``X-Real-IP``: the gateway's
-own, or a trusted proxy's extended), and the framing the gateway will actually send.
+headers), the request id, the trace context (``traceparent``, ``tracestate``), forwarding
+facts (``X-Forwarded-*``, ``X-Real-IP``: the gateway's own, or a trusted proxy's extended),
+and the framing the gateway will actually send.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class HeadComposer:
         connection_lines: bytes,
         stage_lines: list[bytes],
         request_id_line: bytes,
+        trace_lines: bytes,
     ) -> bytes:
         lines = [
             request.method + b" " + target + b" HTTP/1.1",
@@ -53,6 +55,7 @@ class HeadComposer:
             lines.extend(request.underscored)
         lines.extend(stage_lines)
         lines.append(request_id_line)
+        lines.append(trace_lines)
         if (request.forwarded_for or request.forwarded_facts) and self.proxies.trusts(peer):
             self._trusted_forwarding(lines, request, peer, local_port, scheme)
         else:
