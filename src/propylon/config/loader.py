@@ -115,6 +115,7 @@ def compile_document(
         state=state or StateSpec(),
         assertion=signing,
         admin=result.admin,
+        access_log=result.access_log,
         warnings=tuple(problems),
     )
 

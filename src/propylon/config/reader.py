@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from propylon.config.model import (
+    AccessLogSpec,
     AdminSpec,
     AssertionSettings,
     ForwardingPolicy,
@@ -57,3 +58,4 @@ class ReadResult:
     """The native ``assertion`` block (routes' audiences are already set)."""
     admin: AdminSpec | None = None
     """The native ``admin`` block (its token is read later, when ``run`` starts)."""
+    access_log: AccessLogSpec | None = None

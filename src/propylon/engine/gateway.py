@@ -25,7 +25,7 @@ from propylon.auth import Authenticator, AuthFailure, authorize
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER
 from propylon.config.model import GatewayConfig, HealthCheckSpec
 from propylon.engine.client_limits import ClientLimits
-from propylon.engine.exchange import Exchange, ExchangeContext
+from propylon.engine.exchange import AccessSink, Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
 from propylon.engine.listeners import TlsListener
 from propylon.engine.responder import Responder
@@ -86,8 +86,11 @@ class Gateway(Handler, Ending):
         worker_id: int = 0,
         workers: int = 1,
         run_dir: str | None = None,
+        access_log: AccessSink | None = None,
     ) -> None:
         self.config = config
+        self.access_log = access_log
+        """The access log (``propylon.logs.access``), when on: told of every request's end."""
         # Built inside the running loop that will serve it (runner and tests both do).
         self.loop = asyncio.get_running_loop()
         self.worker_id = worker_id
@@ -163,6 +166,7 @@ class Gateway(Handler, Ending):
                     route_stages(route.spec, self.site),
                     self,
                     route_response_stages(route.spec, self.site),
+                    timed=access_log is not None,  # its lines say how long requests took
                 ),
                 allow_underscores=config.forwarding.allow_underscores,
             )
@@ -182,7 +186,7 @@ class Gateway(Handler, Ending):
         self.watchdog = Watchdog(self.loop)
         self.fault_log = FaultLog()
         self.exchange_context = ExchangeContext(
-            self.watchdog, self.fault_log, self.request_id.lower
+            self.watchdog, self.fault_log, self.request_id.lower, access_log
         )
         self._decisions: dict[tuple[bytes, bytes, bytes | None], Routed] = {}
         self._host_sensitive = any(spec.upstream_host for spec in config.routes)
@@ -294,7 +298,7 @@ class Gateway(Handler, Ending):
         plan = routed.plan
         chain = plan.chain
         flow = Flow(conn, request, routed.target, plan.index, self.proxies, chain, self._spawn)
-        if chain.response_stages:
+        if chain.timed:
             flow.started = conn.clock()
         if chain.stages:
             chain.run(flow)
@@ -402,6 +406,8 @@ class Gateway(Handler, Ending):
         chain = plan.chain
         if chain.response_stages:
             chain.ended(flow, reply.status, now - flow.started)
+        if self.access_log is not None:
+            self.access_log.stage_answered(flow, plan, reply, now)
         conn.exchange_finished(None, keep)
 
     # -- /stats -----------------------------------------------------------------------------------

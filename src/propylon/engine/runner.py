@@ -29,17 +29,20 @@ import socket
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from propylon.admin import readiness
-from propylon.compilation import describe
 from propylon.config.model import AdminSpec, GatewayConfig
-from propylon.config.summary import summary_lines
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.gateway import Gateway
 from propylon.http.tls import TlsFilesError
+from propylon.logs.structured import log_startup
 from propylon.ports import PortClaim, PortTakenError, bind_problem
+
+if TYPE_CHECKING:
+    from propylon.logs.access import AccessLog
 
 log = logging.getLogger("propylon")
 
@@ -159,10 +162,17 @@ async def _worker_main(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    gateway = Gateway(config, worker_id=worker_id, workers=workers, run_dir=run_dir)
+    access_log = _access_log(config, worker_id)
+    gateway = Gateway(
+        config, worker_id=worker_id, workers=workers, run_dir=run_dir, access_log=access_log
+    )
     # SIGHUP reloads the TLS certificate (each worker its own context; the supervisor
     # forwards the signal). Without a TLS listener there is nothing to reload yet.
     loop.add_signal_handler(signal.SIGHUP, _reload, gateway, worker_id)
+    # SIGUSR1 reopens the access log (logrotate's convention; the supervisor forwards it).
+    loop.add_signal_handler(signal.SIGUSR1, _reopen, access_log, worker_id)
+    if access_log is not None:
+        access_log.start(loop)
     try:
         await gateway.start(host, port, reuse_port=workers > 1)
     except OSError as exc:
@@ -195,30 +205,45 @@ async def _worker_main(
         )
         if gateway.tls is not None:
             urls.append(f"https://{shown}:{gateway.tls.port}")
-        log.info(
-            "propylon listening on %s (%d route%s, %d worker%s)",
-            " and ".join(urls),
-            len(config.routes),
-            "" if len(config.routes) == 1 else "s",
-            workers,
-            "" if workers == 1 else "s",
-        )
-        log.info("%s", describe())
-        # What `propylon check` prints too: a route left public by a slip shows up here.
-        for line in summary_lines(config):
-            log.info("%s", line)
+        log_startup(config, urls, workers)
     await stop.wait()
     loop.remove_signal_handler(signal.SIGHUP)
+    loop.remove_signal_handler(signal.SIGUSR1)
     if run_dir is not None:
         readiness.mark(run_dir, worker_id, readiness.DRAINING)
     log.info("worker %d draining", worker_id)
     await gateway.stop()
+    if access_log is not None:
+        # After the drain: the lines of every request served, the last ones included.
+        access_log.close()
     return 0
 
 
 def _has_rate_limits(config: GatewayConfig) -> bool:
     """Whether the workers opened a state store (only routes with limits open one)."""
     return any(spec.rate_limits or spec.ocelot_rate_limit for spec in config.routes)
+
+
+def _access_log(config: GatewayConfig, worker_id: int) -> AccessLog | None:
+    if config.access_log is None:
+        return None
+    # Imported only when on: a gateway without an access log never loads its code.
+    from propylon.logs.access import AccessLog
+
+    return AccessLog(
+        config.access_log,
+        trusted_proxies=config.trusted_proxies,
+        request_id_header=config.request_id_header,
+        worker_id=worker_id,
+    )
+
+
+def _reopen(access_log: AccessLog | None, worker_id: int) -> None:
+    if access_log is None:
+        if worker_id == 0:
+            log.info("SIGUSR1: no access log, nothing to reopen")
+        return
+    access_log.reopen()
 
 
 def _reload(gateway: Gateway, worker_id: int) -> None:
@@ -272,10 +297,11 @@ def _supervise(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(admin_pid, signal.SIGTERM)
 
-    def on_hangup(_signum: int, _frame: object) -> None:
+    def on_hangup(signum: int, _frame: object) -> None:
+        # SIGHUP (TLS certificate) and SIGUSR1 (access log) are the workers' business.
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+                os.kill(pid, signum)
 
     def spawn(worker_id: int) -> None:
         pid = os.fork()
@@ -285,6 +311,7 @@ def _supervise(
             # Until the worker's loop handles it: ignored, not forwarded to the siblings
             # this copy of ``children`` names.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
             if admin_socket is not None:
                 admin_socket.close()  # the admin process's, not the data plane's
             _die_with_parent(parent)
@@ -312,6 +339,7 @@ def _supervise(
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # nothing to reopen there
             _die_with_parent(parent)
             code = 1
             try:
@@ -331,6 +359,7 @@ def _supervise(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
+    signal.signal(signal.SIGUSR1, on_hangup)
     for worker_id in range(workers):
         spawn(worker_id)
     if admin_socket is not None:
