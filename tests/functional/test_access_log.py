@@ -227,7 +227,9 @@ async def _load(port: int, count: int, concurrency: int) -> list[int]:
         for _ in range(share):
             try:
                 r = await request(port, "GET", "/api/load", timeout=10)
-            except OSError:
+            except (OSError, AssertionError):
+                # Refused, or reset from the listen queue once the listener closed: never
+                # read by the gateway, so not served (and not logged).
                 return
             if r.complete:
                 statuses.append(r.status)
@@ -258,7 +260,8 @@ async def test_workers_share_one_file_and_sigterm_under_load_loses_nothing(
         await up.close()
     entries = lines(log)  # every line whole JSON: lines from two workers never interleave
     assert len(statuses) > 50, "the load never got going"
-    assert len(entries) == len(statuses) == len(up.seen)
+    counts = (len(entries), len(statuses), len(up.seen))
+    assert counts[0] == counts[1] == counts[2], counts
     assert {e["worker"] for e in entries} == {0, 1}
     assert sorted(e["status"] for e in entries) == sorted(statuses)
 

@@ -1,18 +1,26 @@
-"""Whole lines to a file or standard output, without the event loop ever waiting on a write.
+"""Whole lines to a file or standard output, without a write per request.
 
-The loop only appends a line to a list. Every ``FLUSH_INTERVAL`` (and whenever ``HANDOFF_BYTES``
-have gathered) the list is joined and handed to a writer thread of this worker, which does
-the ``os.write`` calls: a slow disk, a full pipe or a reader that stopped reading holds up
-that thread, never a request. ``close`` hands over what is left and waits for the thread to
-write it: a drained worker exits with every line it produced written.
+The loop only appends a line to a list. Every ``FLUSH_INTERVAL`` (and whenever
+``HANDOFF_BYTES`` have gathered, about 250 lines) the list is joined and written in one
+``os.write``, off the request path (nginx's ``access_log ... buffer=64k flush=...``):
 
-Several workers may share one file: it is opened ``O_APPEND``, and every write is whole
+- to a regular file, by the loop itself: a write to the page cache does not wait for the
+  disk, and a thread would cost a GIL hand-over per write for nothing;
+- to anything else (``-`` under a process manager: a pipe, a socket, a terminal), by a
+  writer thread of this worker, since a reader that stops reading would block the write:
+  that holds up the thread, never a request. Beyond ``MAX_QUEUED_BYTES`` waiting for it,
+  lines are dropped and counted rather than held.
+
+``close`` writes what is left (and waits for the thread): a drained worker exits with every
+line it produced written.
+
+Several workers may share one file: it is opened ``O_APPEND`` and every write is whole
 lines, so lines never interleave (Linux writes to a regular file one ``write`` at a time).
-On a pipe or socket (``-`` under a process manager) a write is atomic only up to
-``PIPE_BUF`` bytes, so there writes are cut at line boundaries below that size.
+On a pipe or socket a write is atomic only up to ``PIPE_BUF`` bytes, so there writes are
+cut at line boundaries below that size.
 
-``reopen`` (SIGUSR1, logrotate's convention) is queued behind the lines already handed over:
-they go to the old file, everything after to the new one.
+``reopen`` (SIGUSR1, logrotate's convention) comes after the lines gathered so far: they
+go to the old file, everything after to the new one.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import os
 import select
 import stat
 import threading
+from collections.abc import Callable
 from queue import SimpleQueue
 
 log = logging.getLogger("propylon.access")
@@ -43,6 +52,7 @@ class LineWriter:
         self.flush_interval = flush_interval
         self._fd = self._open()
         self._atomic = self._atomic_size(self._fd)
+        self._threaded = not stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._queue: SimpleQueue[bytes] = SimpleQueue()
@@ -50,15 +60,22 @@ class LineWriter:
         self._lock = threading.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
-        self._thread.start()
+        self._on_tick: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+        if self._threaded:
+            self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+            self._thread.start()
         self.dropped = 0
         """Lines not written: dropped while the writer was stalled, or refused by the OS."""
         self._closed = False
 
     # -- the loop's side ----------------------------------------------------------------------
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start(
+        self, loop: asyncio.AbstractEventLoop, on_tick: Callable[[], None] | None = None
+    ) -> None:
+        """Flush every ``flush_interval`` from now on (``on_tick``: called at each)."""
         self._loop = loop
+        self._on_tick = on_tick
         self._timer = loop.call_later(self.flush_interval, self._tick)
 
     def write(self, line: bytes) -> None:
@@ -69,6 +86,8 @@ class LineWriter:
 
     def _tick(self) -> None:
         self._hand_over()
+        if self._on_tick is not None:
+            self._on_tick()
         if self._loop is not None and not self._closed:
             self._timer = self._loop.call_later(self.flush_interval, self._tick)
 
@@ -79,6 +98,9 @@ class LineWriter:
         size = self._pending_bytes
         self._pending = []
         self._pending_bytes = 0
+        if not self._threaded:
+            self._write_all(b"".join(pending))
+            return
         with self._lock:
             if self._queued_bytes + size > MAX_QUEUED_BYTES:
                 stalled = True
@@ -93,7 +115,10 @@ class LineWriter:
     def reopen(self) -> None:
         """Close and open the path again (after logrotate moved the file)."""
         self._hand_over()
-        self._queue.put(_REOPEN)
+        if self._threaded:
+            self._queue.put(_REOPEN)
+        else:
+            self._reopen()
 
     def close(self, timeout: float = 10.0) -> None:
         """Write everything handed in so far, then stop the thread."""
@@ -103,12 +128,17 @@ class LineWriter:
         if self._timer is not None:
             self._timer.cancel()
         self._hand_over()
+        thread = self._thread
+        if thread is None:
+            if self.path != STDOUT:
+                os.close(self._fd)
+            return
         self._queue.put(_STOP)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        thread.join(timeout)
+        if thread.is_alive():
             log.error("the access log's writer did not finish within %.0f s", timeout)
 
-    # -- the writer thread ------------------------------------------------------------------
+    # -- the writing (the writer thread's, or the loop's for a regular file) ------------------
     def _run(self) -> None:
         while True:
             chunk = self._queue.get()
