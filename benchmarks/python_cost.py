@@ -22,6 +22,7 @@ resolves small changes that timings cannot; it takes about a minute per scenario
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import os
 import re
@@ -40,13 +41,16 @@ import uvloop
 from propylon.auth.assertion import load_or_create_key
 from propylon.compilation import describe
 from propylon.config.loader import load_config
+from propylon.config.model import AccessLogSpec
 from propylon.engine.gateway import Gateway
 from propylon.engine.server import ClientConnection
+from propylon.logs.access import AccessLog
 from propylon.upstream.connection import UpstreamConnection
 
 ROUTES = Path(__file__).resolve().parent / "routes.ocelot.json"
 LIMITED = Path(__file__).resolve().parent / "routes.ratelimit.yaml"
 SIGNED = "JWT HS256, cached, signed assertion"
+LOGGED = "proxy only, access log (JSON, file)"
 SECRET = "python-cost-secret-0123456789abcdef"
 ENV = {"PROPYLON_JWT_SECRET": SECRET, "PROPYLON_JWT_ALGORITHMS": "HS256"}
 # What U (nginx) answers in `make bench`, byte for byte apart from the date.
@@ -121,9 +125,10 @@ async def cost(
     rounds: int,
     routes: Path = ROUTES,
     env: dict[str, str] = ENV,
+    access_log: AccessLog | None = None,
 ) -> float:
     """Best-of-rounds microseconds per request through one gateway."""
-    gateway = Gateway(load_config(str(routes), env=env))
+    gateway = Gateway(load_config(str(routes), env=env), access_log=access_log)
     client = ClientConnection(gateway)
     client_transport = CountingTransport()
     client.connection_made(client_transport)  # type: ignore[arg-type]
@@ -146,7 +151,25 @@ async def cost(
         best = min(best, (time.perf_counter() - started) / count)
         if client_transport.writes - before != count:
             raise SystemExit("the gateway did not answer every request: the driver is broken")
+    if access_log is not None:
+        access_log.close()
     return best * 1e6
+
+
+def access_log() -> AccessLog:
+    """A JSON access log to a throwaway file (its writer thread writes as in a worker)."""
+    directory = tempfile.mkdtemp(prefix="python-cost-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    log = AccessLog(AccessLogSpec(str(Path(directory) / "access.log")))
+    log.start(asyncio.get_running_loop())
+    return log
+
+
+async def measure(
+    requests: list[bytes], count: int, rounds: int, routes: Path, env: dict[str, str], name: str
+) -> float:
+    log = access_log() if name == LOGGED else None
+    return await cost(requests, count, rounds, routes, env, log)
 
 
 def instructions(name: str) -> float:
@@ -224,6 +247,8 @@ def main() -> None:
         "proxy + rate limit (ip)": lambda: [request(b"/limited/profiles/12345")],
         # The same cached token with the signed hop on: the assertion stage's memo hit.
         SIGNED: lambda: [request(b"/secure/profiles/12345", tokens(1)[0])],
+        # "proxy only" with the access log on: a JSON line per request, to a file.
+        LOGGED: lambda: [request(b"/profiles/12345")],
     }
     routes = {name: LIMITED for name in scenarios if "rate limit" in name}
     if args.scenario is not None:
@@ -239,7 +264,7 @@ def main() -> None:
         else:
             env = signing_env() if name == SIGNED else ENV
             micros = uvloop.run(
-                cost(build(), args.requests, args.rounds, routes.get(name, ROUTES), env)
+                measure(build(), args.requests, args.rounds, routes.get(name, ROUTES), env, name)
             )
             print(f"{name:36s} {micros:6.2f} us per request")
 

@@ -74,6 +74,25 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log verbosity",
     )
+    run.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="the gateway's own log records on stderr: text, or one JSON object per line",
+    )
+    run.add_argument(
+        "--access-log",
+        metavar="PATH|-",
+        default=None,
+        help="one line per request to this file (- for standard output); off unless given "
+        "or set in the config; SIGUSR1 reopens it",
+    )
+    run.add_argument(
+        "--access-log-format",
+        default=None,
+        choices=["json", "combined"],
+        help="the access log's lines: json (default) or Apache's combined format",
+    )
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check", help="validate a config without starting anything")
@@ -214,13 +233,13 @@ def _load_or_report(path: str, args: argparse.Namespace) -> GatewayConfig | None
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Before anything forks: the supervisor, workers and admin process all log this way.
+    from propylon.logs.structured import configure, log_problems
+
+    configure(args.log_format, args.log_level)
     import os
 
+    from propylon.config.access_log import open_problem, with_access_log_flags
     from propylon.config.source import ConfigSource
 
     # How the file is read now and on every reload (SIGHUP, POST /reload): the same flags.
@@ -238,20 +257,31 @@ def _run(args: argparse.Namespace) -> int:
     try:
         loaded = source.load(os.environ)
     except ConfigError as exc:
-        _print(exc.problems, sys.stderr)
+        log_problems(exc.problems)
         errors = sum(p.severity == "error" for p in exc.problems)
-        print(
-            f"{args.config}: not usable ({errors} error{'' if errors == 1 else 's'})",
-            file=sys.stderr,
+        logging.getLogger("propylon.config").error(
+            "%s: not usable (%d error%s)", args.config, errors, "" if errors == 1 else "s"
         )
         return EXIT_UNUSABLE
     config = loaded.config
-    _print(config.warnings, sys.stderr)
+    log_problems(config.warnings)
     from propylon.config.tracing import sdk_problem
 
     missing = sdk_problem(config)
     if missing is not None:
-        _print([missing], sys.stderr)
+        log_problems([missing])
+        return EXIT_UNUSABLE
+    try:
+        # The access log is opened once, at start-up (a reload does not reopen it).
+        config = with_access_log_flags(config, args.access_log, args.access_log_format)
+        if config.access_log is not None:
+            flag = args.access_log is not None
+            where = ("--access-log", "") if flag else (config.source, "access_log.path")
+            problem = open_problem(config.access_log, *where)
+            if problem is not None:
+                raise ConfigError([problem])
+    except ConfigError as exc:
+        log_problems(exc.problems)
         return EXIT_UNUSABLE
     if config.assertion is not None and not _publish_assertion_keys(config):
         return EXIT_UNUSABLE
@@ -298,10 +328,10 @@ def _publish_assertion_keys(config: GatewayConfig) -> bool:
     try:
         signer.write_public_keys(Path(settings.public_keys_file))
     except OSError as exc:
-        print(
-            f"{settings.public_keys_file}: cannot write the assertion's public keys "
-            f"({exc.strerror or exc})",
-            file=sys.stderr,
+        log.error(
+            "%s: cannot write the assertion's public keys (%s)",
+            settings.public_keys_file,
+            exc.strerror or exc,
         )
         return False
     log.info("assertion public keys written to %s", settings.public_keys_file)

@@ -237,7 +237,9 @@ def test_ocelot_without_the_key_variable_signs_nothing_and_says_so(tmp_path: Pat
     )
     assert cfg.assertion is None and cfg.routes[1].assertion_audience is None
     assert [str(w) for w in cfg.warnings] == [
-        "<environment>: PROPYLON_ASSERTION_AUDIENCES: warning: ignored: assertions are off "
+        # A security warning: services get no signed assertion the environment asks for.
+        "<environment>: PROPYLON_ASSERTION_AUDIENCES: warning (security): ignored: "
+        "assertions are off "
         "until PROPYLON_ASSERTION_KEY_FILE is set"
     ]
 

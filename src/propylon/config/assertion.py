@@ -160,7 +160,8 @@ def environment_settings(
         problems.append(Problem(ENV_FILE, VARIABLES[field], message))
 
     def warning(field: str, message: str) -> None:
-        problems.append(Problem(ENV_FILE, VARIABLES[field], message, "warning"))
+        # Services then get no signed assertion the environment seems to ask for.
+        problems.append(Problem(ENV_FILE, VARIABLES[field], message, "warning", security=True))
 
     def get(field: str) -> str | None:
         return env.get(VARIABLES[field], "").strip() or None

@@ -80,8 +80,8 @@ class Diagnostics:
     def error(self, loc: Loc, message: str) -> None:
         self.problems.append(Problem(self.file, self.path(loc), message, "error"))
 
-    def warning(self, loc: Loc, message: str) -> None:
-        self.problems.append(Problem(self.file, self.path(loc), message, "warning"))
+    def warning(self, loc: Loc, message: str, *, security: bool = False) -> None:
+        self.problems.append(Problem(self.file, self.path(loc), message, "warning", security))
 
     def add(self, problem: Problem) -> None:
         self.problems.append(problem)

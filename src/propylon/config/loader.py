@@ -119,6 +119,7 @@ def compile_document(
         admin=result.admin,
         tracing=result.tracing or TracingSpec(),
         dns=result.dns or DnsSpec(),
+        access_log=result.access_log,
         warnings=tuple(problems),
     )
 

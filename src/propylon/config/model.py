@@ -545,6 +545,19 @@ DEFAULT_ASSERTION_LIFETIME = 60
 
 DEFAULT_ADMIN_TOKEN_ENV = "PROPYLON_ADMIN_TOKEN"
 
+ACCESS_LOG_FORMATS = ("json", "combined")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogSpec:
+    """The access log (``--access-log PATH|-`` or the native ``access_log`` block): one line
+    per request served, written by each worker (``propylon.logs.access``). ``path`` ``-``
+    is standard output. ``redact_query``: query values are written as ``***``."""
+
+    path: str
+    format: str = "json"
+    redact_query: bool = True
+
 
 @dataclass(frozen=True, slots=True)
 class AdminSpec:
@@ -601,10 +614,15 @@ class Problem:
     path: str
     message: str
     severity: str = "error"  # "error" | "warning"
+    security: bool = False
+    """A warning whose key, ignored, leaves the gateway more open than the file reads
+    (an authorization key propylon does not implement): shown ``warning (security)``, and
+    logged at start-up with ``security: true``."""
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.path}" if self.path else self.file
-        return f"{where}: {self.severity}: {self.message}"
+        severity = f"{self.severity} (security)" if self.security else self.severity
+        return f"{where}: {severity}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -654,4 +672,6 @@ class GatewayConfig:
     """The operations listener: off (None) unless the file or ``--admin`` asks for it."""
     tracing: TracingSpec = field(default_factory=TracingSpec)
     dns: DnsSpec = field(default_factory=DnsSpec)
+    access_log: AccessLogSpec | None = None
+    """Off (None) unless the file or ``--access-log`` asks for it."""
     warnings: tuple[Problem, ...] = ()

@@ -22,6 +22,7 @@ from propylon.config import (
     templates,
     values,
 )
+from propylon.config.access_log import read_access_log
 from propylon.config.admin import read_admin
 from propylon.config.cors import attach
 from propylon.config.diagnostics import Diagnostics, Loc, kind_of
@@ -79,6 +80,7 @@ TOP_LEVEL = (
     "admin",
     "tracing",
     "dns",
+    "access_log",
     "routes",
 )
 DEFAULT_TIMEOUT = RouteSpec(source="", upstream_path="/", downstream_hosts=()).timeout
@@ -150,6 +152,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
     tls = read_tls(data.get("tls"), diag, base_dir)
     admin = read_admin(data.get("admin"), diag)
     tracing = read_tracing(data.get("tracing"), diag)
+    access_log = read_access_log(data.get("access_log"), diag)
     state = read_state(data.get("state"), diag, env)
     glob_ip = read_ip_rules(data.get("ip_rules"), ("ip_rules",), diag)
     glob_cors = read_cors(data.get("cors"), ("cors",), diag, route=False)
@@ -200,6 +203,7 @@ def read_native(document: Document, env: Mapping[str, str]) -> ReadResult:
         admin=admin,
         tracing=tracing,
         dns=resolver,
+        access_log=access_log,
     )
 
 

@@ -274,6 +274,16 @@ PROTECTIVE: Mapping[str, str] = {
 leaves a route more open than its author wrote; so a key that looks like one is an error."""
 
 
+LOOSENING: frozenset[str] = frozenset(
+    {"RequiredRole", "ScopeKey", "RoleKey", "PolicyName", "AuthenticationOptions"}
+)
+"""Not-implemented keys that, ignored, leave a route more open than the file reads (an
+authorization rule not enforced; ``GlobalConfiguration.AuthenticationOptions``, which would
+protect every route): their warnings are marked security warnings (``Problem.security``),
+which ``run`` logs so they stand out. Keys ignored in the safe direction
+(``AllowAnonymous``, ``DangerousAcceptAnyServerCertificateValidator``) are not marked."""
+
+
 def _known(keys: Keys) -> list[str]:
     return [*keys.supported, *sorted(keys.unimplemented)]
 
@@ -355,7 +365,11 @@ def normalise(
         if canonical in keys.unimplemented:
             active = _ACTIVE.get(canonical)
             if active(value) if active is not None else not is_inert(value):
-                diag.warning((*loc, name), keys.hints.get(canonical.lower(), NOT_IMPLEMENTED))
+                diag.warning(
+                    (*loc, name),
+                    keys.hints.get(canonical.lower(), NOT_IMPLEMENTED),
+                    security=canonical in LOOSENING,
+                )
                 if canonical in keys.inspected:
                     _inspect(value, keys.inspected[canonical], (*loc, name), diag)
             continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from propylon.config.model import (
+    AccessLogSpec,
     AdminSpec,
     AssertionSettings,
     DnsSpec,
@@ -62,3 +63,4 @@ class ReadResult:
     tracing: TracingSpec | None = None
     """The native ``tracing`` block."""
     dns: DnsSpec | None = None
+    access_log: AccessLogSpec | None = None

@@ -24,6 +24,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Protocol
 
 from propylon import errors
 from propylon.engine.client_limits import ClientLimits
@@ -31,7 +32,7 @@ from propylon.engine.fault_log import FaultLog
 from propylon.engine.route_plan import RoutePlan
 from propylon.engine.watchdog import RESOLUTION, Watchdog
 from propylon.http.request import Request
-from propylon.plane.stage import Flow
+from propylon.plane.stage import Flow, Reply
 from propylon.policies.forwarding import RESPONSE_REWRITTEN, connection_tokens
 from propylon.upstream.connection import ResponseSink, UpstreamConnection
 from propylon.upstream.head import with_host
@@ -108,10 +109,36 @@ class Downstream:
         raise NotImplementedError
 
 
+class AccessSink(Protocol):
+    """Where every request's end is told, when the access log is on (``propylon.logs``; a
+    typing Protocol, not a native class: the log is interpreted code, imported only then).
+    Exactly one call per request served."""
+
+    def exchange_ended(self, exchange: Exchange, now: float) -> None:
+        """A proxied request ended (answered, cut, failed upstream, or the client left)."""
+        raise NotImplementedError
+
+    def stage_answered(self, flow: Flow, plan: RoutePlan, reply: Reply, now: float) -> None:
+        """A stage of the route answered instead of the upstream."""
+        raise NotImplementedError
+
+    def gateway_answered(
+        self,
+        peer: str,
+        request: Request | None,
+        status: int,
+        kind: errors.ErrorKind | None,
+        body_bytes: int,
+    ) -> None:
+        """The gateway answered before any route took the request (``kind``: its error;
+        None for ``/stats``, whose body was ``body_bytes`` long)."""
+        raise NotImplementedError
+
+
 class ExchangeContext:
     """What every exchange of one worker shares: built once by the gateway."""
 
-    __slots__ = ("fault_log", "queue_timeout", "request_id_lower", "watchdog")
+    __slots__ = ("access_log", "fault_log", "queue_timeout", "request_id_lower", "watchdog")
 
     def __init__(
         self,
@@ -119,12 +146,14 @@ class ExchangeContext:
         fault_log: FaultLog,
         request_id_lower: bytes,
         queue_timeout: float = 5.0,
+        access_log: AccessSink | None = None,
     ) -> None:
         self.watchdog = watchdog
         self.fault_log = fault_log
         self.request_id_lower = request_id_lower
         self.queue_timeout = queue_timeout
         """Seconds a try may wait in a host's queue for a connection."""
+        self.access_log = access_log
 
 
 class Exchange(ResponseSink, PoolWaiter):
@@ -140,6 +169,8 @@ class Exchange(ResponseSink, PoolWaiter):
         "context",
         "deadline",
         "done",
+        "error",
+        "fault",
         "flow",
         "head",
         "keep_alive",
@@ -202,6 +233,10 @@ class Exchange(ResponseSink, PoolWaiter):
         self.kept: list[bytes] | None = None
         """The body chunks written upstream in this try, kept for a replay (None: nothing
         is kept). Their size is ``body_sent``."""
+        self.error: errors.ErrorKind | None = None
+        """The error the gateway answered with instead of the upstream's response."""
+        self.fault = ""
+        """The upstream fault that ended the exchange (``timeout``, ``refused`` ...)."""
         self._timeout = plan.timeout
         self._last_activity = started
         self.watchdog = context.watchdog
@@ -703,6 +738,7 @@ class Exchange(ResponseSink, PoolWaiter):
             self._abort_client()
             return
         self.status = errors.REQUEST_TIMEOUT.status
+        self.error = errors.REQUEST_TIMEOUT
         self.client.send_error(
             errors.REQUEST_TIMEOUT, self.request, close=True, stage_lines=self.flow.response_lines
         )
@@ -724,6 +760,7 @@ class Exchange(ResponseSink, PoolWaiter):
 
     def _record_fault(self, kind: str) -> None:
         """Count an upstream fault (route and upstream) and log it: once per fault."""
+        self.fault = kind
         if kind == "timeout":
             self.plan.stats.upstream_timeout()
         else:
@@ -741,6 +778,7 @@ class Exchange(ResponseSink, PoolWaiter):
 
     def _error(self, kind: errors.ErrorKind) -> None:
         self.status = kind.status
+        self.error = kind
         keep = self.client.send_error(kind, self.request, stage_lines=self.flow.response_lines)
         self._finish(keep)
 
@@ -767,5 +805,8 @@ class Exchange(ResponseSink, PoolWaiter):
             pool = self.pool
             answered = self.status if self.response_started else 0
             trace.exchange_ended(self.status, answered, pool.host, pool.port)
+        access_log = self.context.access_log
+        if access_log is not None:
+            access_log.exchange_ended(self, now)
         if notify_client:
             self.client.exchange_finished(self, keep_alive)

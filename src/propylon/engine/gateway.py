@@ -27,7 +27,7 @@ from propylon.auth import Authenticator, AuthFailure, authorize
 from propylon.auth.assertion import ASSERTION_HEADER_LOWER
 from propylon.config.model import GatewayConfig, HealthCheckSpec
 from propylon.engine.discovered import DiscoveredHosts, discovered
-from propylon.engine.exchange import Exchange, ExchangeContext
+from propylon.engine.exchange import AccessSink, Exchange, ExchangeContext
 from propylon.engine.fault_log import FaultLog
 from propylon.engine.generation import Generation, PlanEnding, Terminal
 from propylon.engine.listeners import TlsListener
@@ -116,7 +116,10 @@ class Gateway(Handler, Terminal):
         workers: int = 1,
         run_dir: str | None = None,
         digest: str = "",
+        access_log: AccessSink | None = None,
     ) -> None:
+        self.access_log = access_log
+        """The access log (``propylon.logs.access``), when on: told of every request's end."""
         # Built inside the running loop that will serve it (runner and tests both do).
         self.loop = asyncio.get_running_loop()
         self.worker_id = worker_id
@@ -233,7 +236,11 @@ class Gateway(Handler, Terminal):
             authenticator,
             checker,
             ExchangeContext(
-                self.watchdog, self.fault_log, request_id_lower, limits.upstream_queue_timeout
+                self.watchdog,
+                self.fault_log,
+                request_id_lower,
+                limits.upstream_queue_timeout,
+                self.access_log,
             ),
         )
         # Each generation resolves its own names (at its start, before it serves): a
@@ -280,7 +287,12 @@ class Gateway(Handler, Terminal):
                 route,
                 selector,
                 kept_stats.get((spec.label, spec.source)) or RouteStats(spec.label, spec.source),
-                Chain(route_stages(spec, site), ending, route_response_stages(spec, site)),
+                Chain(
+                    route_stages(spec, site),
+                    ending,
+                    route_response_stages(spec, site),
+                    timed=self.access_log is not None,  # its lines say how long requests took
+                ),
                 allow_underscores=config.forwarding.allow_underscores,
                 retry=(
                     RetryPolicy(spec.retries, self.loop.time) if spec.retries.attempts > 1 else None
@@ -494,7 +506,7 @@ class Gateway(Handler, Terminal):
         sink = self.tracing.sink
         if sink is not None:
             self._begin_trace(conn, flow, plan, sink)
-        if chain.response_stages:
+        if chain.timed:
             flow.started = conn.clock()
         if chain.stages:
             chain.run(flow)
@@ -631,6 +643,8 @@ class Gateway(Handler, Terminal):
         if trace is not None:
             kind = reply.kind
             trace.answered(reply.status, kind.codemessage if kind is not None else "")
+        if self.access_log is not None:
+            self.access_log.stage_answered(flow, plan, reply, now)
         conn.exchange_finished(None, keep)
 
     # -- /stats -----------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ class Responder:
     ) -> bytes:
         reason = _REASONS.get(status, b"-")
         rid = self.request_id.choose(request.request_id if request is not None else None)
+        if request is not None:
+            request.request_id = rid  # the access log writes the id the client got
         out = [b"HTTP/1.1 %d %s" % (status, reason), *lines]
         if stage_lines:
             out.extend(stage_lines)

@@ -32,20 +32,23 @@ import socket
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from propylon.admin import readiness
-from propylon.compilation import describe
 from propylon.config.model import AdminSpec, GatewayConfig
 from propylon.config.source import ConfigSource, Loaded
-from propylon.config.summary import summary_lines
 from propylon.engine import reload
 from propylon.engine.allocator import tune_for_streaming
 from propylon.engine.discovered import DiscoveryFailed
 from propylon.engine.gateway import Gateway
 from propylon.http.tls import TlsFilesError
+from propylon.logs.structured import log_startup
 from propylon.ports import PortClaim, PortTakenError, bind_problem
+
+if TYPE_CHECKING:
+    from propylon.logs.access import AccessLog
 
 log = logging.getLogger("propylon")
 
@@ -222,7 +225,15 @@ async def _worker_main(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    gateway = Gateway(config, worker_id=worker_id, workers=workers, run_dir=run_dir, digest=digest)
+    access_log = _access_log(config, worker_id)
+    gateway = Gateway(
+        config,
+        worker_id=worker_id,
+        workers=workers,
+        run_dir=run_dir,
+        digest=digest,
+        access_log=access_log,
+    )
     # SIGHUP reloads the TLS certificate (each worker its own context) and the config (the
     # supervisor validated it and forwards the signal; a lone worker validates it itself).
     reloads: set[asyncio.Task[None]] = set()
@@ -234,6 +245,10 @@ async def _worker_main(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    # SIGUSR1 reopens the access log (logrotate's convention; the supervisor forwards it).
+    loop.add_signal_handler(signal.SIGUSR1, _reopen, access_log, worker_id)
+    if access_log is not None:
+        access_log.start(loop)
     try:
         await gateway.start(host, port, reuse_port=workers > 1)
     except OSError as exc:
@@ -263,24 +278,17 @@ async def _worker_main(
         )
         if gateway.tls is not None:
             urls.append(f"https://{shown}:{gateway.tls.port}")
-        log.info(
-            "propylon listening on %s (%d route%s, %d worker%s)",
-            " and ".join(urls),
-            len(config.routes),
-            "" if len(config.routes) == 1 else "s",
-            workers,
-            "" if workers == 1 else "s",
-        )
-        log.info("%s", describe())
-        # What `propylon check` prints too: a route left public by a slip shows up here.
-        for line in summary_lines(config):
-            log.info("%s", line)
+        log_startup(config, urls, workers)
     await stop.wait()
     loop.remove_signal_handler(signal.SIGHUP)
+    loop.remove_signal_handler(signal.SIGUSR1)
     if run_dir is not None:
         readiness.mark(run_dir, worker_id, readiness.DRAINING)
     log.info("worker %d draining", worker_id)
     await gateway.stop()
+    if access_log is not None:
+        # After the drain: the lines of every request served, the last ones included.
+        access_log.close()
     return 0
 
 
@@ -302,6 +310,28 @@ def _state_health(gateway: Gateway) -> dict[str, object]:
             "failed_decisions": store.health.failed_decisions,
         }
     }
+
+
+def _access_log(config: GatewayConfig, worker_id: int) -> AccessLog | None:
+    if config.access_log is None:
+        return None
+    # Imported only when on: a gateway without an access log never loads its code.
+    from propylon.logs.access import AccessLog
+
+    return AccessLog(
+        config.access_log,
+        trusted_proxies=config.trusted_proxies,
+        request_id_header=config.request_id_header,
+        worker_id=worker_id,
+    )
+
+
+def _reopen(access_log: AccessLog | None, worker_id: int) -> None:
+    if access_log is None:
+        if worker_id == 0:
+            log.info("SIGUSR1: no access log, nothing to reopen")
+        return
+    access_log.reopen()
 
 
 def _reload_certificate(gateway: Gateway, worker_id: int, config_too: bool) -> None:
@@ -390,6 +420,12 @@ def _supervise(
         finally:
             reloading = False
 
+    def on_user1(_signum: int, _frame: object) -> None:
+        # SIGUSR1 (reopen the access log) is the workers' business.
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
     def spawn(worker_id: int) -> None:
         pid = os.fork()
         if pid == 0:
@@ -398,6 +434,7 @@ def _supervise(
             # Until the worker's loop handles it: ignored, not forwarded to the siblings
             # this copy of ``children`` names.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
             if admin_socket is not None:
                 admin_socket.close()  # the admin process's, not the data plane's
             _die_with_parent(parent)
@@ -428,6 +465,7 @@ def _supervise(
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # nothing to reopen there
             _die_with_parent(parent)
             code = 1
             try:
@@ -453,6 +491,7 @@ def _supervise(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
+    signal.signal(signal.SIGUSR1, on_user1)
     for worker_id in range(workers):
         spawn(worker_id)
     if admin_socket is not None:

@@ -19,7 +19,7 @@ import httptools
 
 from propylon import errors
 from propylon.engine.client_limits import ClientLimits
-from propylon.engine.exchange import Downstream, Exchange
+from propylon.engine.exchange import AccessSink, Downstream, Exchange
 from propylon.engine.responder import CONTINUE, Responder
 from propylon.engine.watchdog import NEVER, Watchdog
 from propylon.http.request import HeaderError, HeaderRules, Request, sort_headers
@@ -51,6 +51,7 @@ class Handler:
     connections: set[ClientConnection]
     draining: bool
     drained: asyncio.Event
+    access_log: AccessSink | None
 
     def decide(self, conn: ClientConnection, request: Request) -> errors.ErrorKind | None:
         """Serve ``request`` or name why not (None: it is being served, or was answered)."""
@@ -348,8 +349,8 @@ class ClientConnection(Downstream):
         request: Request,
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        self.gateway.stats.unrouted(kind.status)
         keep = self.send_error(kind, request, extra_headers)
+        self._unrouted(kind, request)  # after: the answer chose the request id it logs
         self.exchange_finished(None, keep)
 
     def send_error(
@@ -398,6 +399,10 @@ class ClientConnection(Downstream):
     def send_json(self, request: Request, status: int, body: bytes) -> None:
         keep = self._may_keep(request)
         self.write(self.responder.json(request, status, body, keep_alive=keep))
+        access_log = self.gateway.access_log
+        if access_log is not None:
+            sent = 0 if request.method == b"HEAD" else len(body)
+            access_log.gateway_answered(self.peer, request, status, None, sent)
         self.exchange_finished(None, keep)
 
     def send_reply(self, reply: Reply, request: Request, stage_lines: list[bytes] | None) -> bool:
@@ -418,7 +423,7 @@ class ClientConnection(Downstream):
             self.loop.call_soon(self._serve_next)
             return
         if self._deferred is not None:
-            self.gateway.stats.unrouted(self._deferred.status)
+            self._unrouted(self._deferred, None)
             self.write(self.responder.error(self._deferred, None, keep_alive=False))
             self._close()
             return
@@ -518,9 +523,17 @@ class ClientConnection(Downstream):
             exchange.client_gone()
             self.exchange = None
         if self._active is None or self._active is self._parsing or exchange is not None:
-            self.gateway.stats.unrouted(kind.status)
+            self._unrouted(kind, None)
             self.write(self.responder.error(kind, None, keep_alive=False))
         self._close()
+
+    def _unrouted(self, kind: errors.ErrorKind, request: Request | None) -> None:
+        """Count (and log, with the access log on) an answer made before any route."""
+        gateway = self.gateway
+        gateway.stats.unrouted(kind.status)
+        access_log = gateway.access_log
+        if access_log is not None:
+            access_log.gateway_answered(self.peer, request, kind.status, kind, 0)
 
     def expire(self, now: float) -> None:
         """The watchdog's call: a head took too long, or a keep-alive connection sat idle."""
@@ -528,7 +541,7 @@ class ClientConnection(Downstream):
         if self._active is not None or self._closed:
             return
         if self._in_head:
-            self.gateway.stats.unrouted(errors.REQUEST_TIMEOUT.status)
+            self._unrouted(errors.REQUEST_TIMEOUT, None)
             self.write(self.responder.error(errors.REQUEST_TIMEOUT, None, keep_alive=False))
         self._close()
 

@@ -30,18 +30,23 @@ class Chain:
     """The request stages of one route and where its requests end; immutable once built.
     It is the ``Resumer`` of its flows."""
 
-    __slots__ = ("ending", "names", "response_stages", "stages")
+    __slots__ = ("ending", "names", "response_stages", "stages", "timed")
 
     def __init__(
         self,
         stages: tuple[RequestStage, ...],
         ending: Ending,
         response_stages: tuple[ResponseStage, ...] = (),
+        *,
+        timed: bool = False,
     ) -> None:
         self.stages = stages
         self.ending = ending
         self.response_stages = response_stages
         """Run by the exchange (the response head) and at every end; empty for most routes."""
+        self.timed = timed or bool(response_stages)
+        """Requests note when the route took them (``Flow.started``): response stages read
+        it, and the access log (``timed``: the gateway asks for it when the log is on)."""
         self.names = tuple(stage.name for stage in stages) + tuple(
             stage.name for stage in response_stages
         )
