@@ -359,12 +359,16 @@ async def row_outage_breaker(tmp: Path, seconds: float) -> Row:
         # figure includes the loopback round trip and this client, so it is an upper bound).
         reader, writer = await asyncio.open_connection("127.0.0.1", gw)
         samples = []
+        probes = 0
         for _ in range(500):
             begun = time.perf_counter()
             status = await one(reader, writer, b"/x")
-            samples.append(time.perf_counter() - begun)
-            if abs(status) != 503:
-                break
+            if abs(status) == 503:
+                samples.append(time.perf_counter() - begun)
+            elif status <= 0:
+                break  # the connection failed: stop measuring
+            else:
+                probes += 1  # a half-open probe went upstream (a 502): not a 503's time
         writer.close()
     open_for = seconds - 1.0
     bound = math.ceil(open_for / BREAK_DURATION) + 1
@@ -372,7 +376,7 @@ async def row_outage_breaker(tmp: Path, seconds: float) -> Row:
     p50 = statistics.median(samples) * 1000
     p99 = sorted(samples)[int(len(samples) * 0.99) - 1] * 1000
     # Judged on the median: the 99th percentile on a shared machine measures its neighbours.
-    ok = attempts <= bound and p50 < 1.0 and len(samples) == 500
+    ok = attempts <= bound and p50 < 1.0 and len(samples) + probes == 500
     measured = (
         f"{len(outcomes)} requests, {len(refused)} answered 503; {attempts} connect attempts"
         f" in {open_for:g}s open (bound {bound}, break {BREAK_DURATION:g}s); 503 latency on one"
@@ -383,7 +387,7 @@ async def row_outage_breaker(tmp: Path, seconds: float) -> Row:
 
 async def row_retry_budget(tmp: Path, seconds: float) -> Row:
     name = "retry budget under total outage"
-    target = "upstream attempts <= 1.2x client requests"
+    target = "upstream attempts <= 1.2x client requests (+ the <= 30 retries saved up before)"
     if RETRIES is None:
         return Row(name, target, "n/a (retries not landed)", NA)
     ports = [free_port(), free_port()]
@@ -393,9 +397,16 @@ async def row_retry_budget(tmp: Path, seconds: float) -> Row:
         gw = procs.gateway(native(ports, ejection=False, retries=RETRIES), tmp / "budget.log")
         outcomes = await load(gw, seconds)
         attempts = sum([(await state(p))["attempts"] for p in ports])
-    ratio = attempts / max(1, len(outcomes))
-    measured = f"{len(outcomes)} requests, {attempts} attempts ({ratio:.2f}x)"
-    return Row(name, target, measured, verdict(ratio <= 1.2))
+    requests = len(outcomes)
+    ratio = attempts / max(1, requests)
+    # The bucket starts full (at most 10 s of the 3/s floor, 30 retries, docs/configuration.md
+    # "Retries"): beyond those, retries are 20% of the requests.
+    saved = 30
+    measured = (
+        f"{requests} requests, {attempts} attempts ({ratio:.4f}x; retries {attempts - requests}"
+        f" = 20% of requests + {attempts - requests - round(0.2 * requests)}, bucket {saved})"
+    )
+    return Row(name, target, measured, verdict(attempts - requests <= 0.2 * requests + saved))
 
 
 async def row_slow_host(tmp: Path, seconds: float) -> list[Row]:

@@ -218,20 +218,38 @@ async def test_a_per_try_timeout_moves_a_hung_try_to_the_next_host() -> None:
 
 
 async def test_the_retry_budget_caps_retries_in_a_total_outage() -> None:
-    """Both hosts refuse. With a budget of half the requests (and no floor) 20 requests make
-    10 retries, not 20: the outage costs the upstreams 1.5 times the load, not twice."""
+    """Both hosts take each request and reset it unanswered. With a budget of half the
+    requests (and no floor) 20 GETs make 10 retries, not 20: the outage costs the services
+    1.5 times the load, not twice."""
+    bad = [await _resetting(), await _resetting()]
+    spec = replace(QUICK, budget_ratio=0.5, budget_floor=0.0, methods=frozenset({"GET"}))
+    try:
+        # No ejection: every request must reach the hosts for the count to be exact.
+        ports = [up.port for up in bad]
+        async with running(config(_over(ports, retries=spec, ejection=None))) as gw:
+            for _ in range(20):
+                assert (await request(gw.port, "GET", "/x")).status == 502
+            stats = gw.stats.routes[0]
+            assert (stats.retries, stats.retries_refused) == (10, 10)
+            assert sum(up.requests for up in bad) == 30
+            report = gw.stats.snapshot()["routes"][0]
+            assert (report["retries"], report["retries_refused"]) == (10, 10)
+    finally:
+        for up in bad:
+            await up.close()
+
+
+async def test_retries_of_tries_that_reached_no_service_spend_no_budget() -> None:
+    """Both hosts refuse: no service did any work, so each request is retried once on the
+    other host (``attempts``), whatever the budget says; the budget stays untouched."""
     dead = [free_port(), free_port()]
-    spec = replace(QUICK, budget_ratio=0.5, budget_floor=0.0)
-    # No ejection: every request must reach the hosts for the count to be exact.
+    spec = replace(QUICK, budget_ratio=0.0, budget_floor=0.0)
     async with running(config(_over(dead, retries=spec, ejection=None))) as gw:
         for _ in range(20):
             assert (await request(gw.port, "GET", "/x")).status == 502
         stats = gw.stats.routes[0]
-        assert (stats.retries, stats.retries_refused) == (10, 10)
-        tries = sum(gw.stats.upstreams[f"127.0.0.1:{p}"].errors for p in dead)
-        assert tries == 30
-        report = gw.stats.snapshot()["routes"][0]
-        assert (report["retries"], report["retries_refused"]) == (10, 10)
+        assert (stats.retries, stats.retries_refused) == (20, 0)
+        assert sum(gw.stats.upstreams[f"127.0.0.1:{p}"].errors for p in dead) == 40
 
 
 async def test_attempts_bound_the_tries() -> None:

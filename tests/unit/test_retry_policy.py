@@ -48,6 +48,25 @@ def test_a_busy_route_retries_its_share_beyond_the_floor() -> None:
     assert 2000 <= granted <= 2000 + 30 + 3
 
 
+def test_the_floor_and_the_share_do_not_add_up() -> None:
+    """Over 60 s of total outage at 100 requests a second, the retries are the larger of
+    the share (20 a second) and the floor (3 a second), not their sum: the upstreams see at
+    most 1.2x the requests, once what the bucket held is spent."""
+    clock = Clock()
+    budget = RetryBudget(0.2, 3.0, clock)
+    granted = 0
+    for requests in range(1, 6_001):
+        clock.now += 0.01
+        granted += budget.withdraw(requests)
+    assert 1200 <= granted <= 1200 + 30
+    quiet = RetryBudget(0.2, 3.0, clock)
+    granted = 0
+    for second in range(1, 61):  # 1 request a second: the floor governs
+        clock.now += 1.0
+        granted += sum(quiet.withdraw(second) for _ in range(10))
+    assert 180 <= granted <= 180 + 30
+
+
 def test_which_failures_qualify() -> None:
     default = RetryPolicy(RetrySpec(), Clock())
     assert default.qualifies(UNSENT, b"POST", True)

@@ -578,7 +578,11 @@ class Exchange(ResponseSink, PoolWaiter):
         # moment later: those go to another host or not at all. A stale or a sent try may
         # go to the same host (on a fresh connection) when it is the only one.
         refused = failure == UNSENT and pool is tried
-        if refused or not retry.budget.withdraw(plan.stats.requests):
+        # The budget bounds the work retries add to the services: a try that never reached
+        # one (refused, no connection to spare) added none, so its retry spends nothing
+        # (``attempts`` still bounds it). Otherwise the first burst of a gateway whose one
+        # host refuses from the start would outrun what the bucket holds.
+        if refused or (failure != UNSENT and not retry.budget.withdraw(plan.stats.requests)):
             if not refused:
                 plan.stats.retries_refused += 1
             if plan.tracking:

@@ -39,8 +39,9 @@ quiet spell does not save up a burst of retries for the next outage."""
 
 
 class RetryBudget:
-    """Envoy's retry budget as a token bucket: each request of the route deposits ``ratio``
-    of a retry, each second ``floor`` retries, each retry takes one.
+    """Envoy's retry budget as a token bucket: between two withdrawals it earns the larger of
+    ``ratio`` of a retry per request of the route and ``floor`` retries per second; each
+    retry takes one.
 
     Deposits are counted when a retry asks, from the route's request counter (which the
     route's stats keep anyway), so a request that needs no retry pays nothing here."""
@@ -59,7 +60,10 @@ class RetryBudget:
     def withdraw(self, requests: int) -> bool:
         """Take one retry if there is one; ``requests``: the route's requests so far."""
         now = self.clock()
-        earned = (requests - self.seen) * self.ratio + (now - self.last) * self.floor
+        # The larger of the two, not their sum (as Envoy's budget takes the larger of its
+        # percentage and its minimum): a busy route's retries stay within ``ratio`` of its
+        # requests, a quiet one still gets its ``floor`` a second.
+        earned = max((requests - self.seen) * self.ratio, (now - self.last) * self.floor)
         self.seen = requests
         self.last = now
         # Asked on every failure, a busy route's deposits arrive a few at a time, so the
