@@ -42,6 +42,7 @@ _REFUSALS = {
 
 MAX_REMEMBERED_PLANS = 4096
 
+
 class AccessLog:
     def __init__(
         self,
