@@ -18,8 +18,6 @@ Routes without discovery are never touched here and pay nothing for it.
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -35,7 +33,7 @@ from propylon.engine.route_plan import RoutePlan
 from propylon.stats import GatewayStats, UpstreamStats
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.discovery import Discovery, is_address
-from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.pool import UpstreamPool, sized_pool
 from propylon.upstream.selector import Selector, Tables, selector_for
 
 Key = tuple[str, str, int]
@@ -59,15 +57,12 @@ class DiscoveredHosts:
         checker: HealthChecker,
         tables: Tables,
         clock: Callable[[], float],
-        *,
-        idle_timeout: float,
     ) -> None:
         self.config = config
         self.stats = stats
         self.checker = checker
         self.tables = tables
         self.clock = clock
-        self.idle_timeout = idle_timeout
         names: dict[str, float] = {}
         self.policies: dict[Key, tuple[EjectionSpec | None, HealthCheckSpec | None]] = {}
         for spec in config.routes:
@@ -162,21 +157,11 @@ class DiscoveredHosts:
                 if pool is None:
                     label = f"{name}:{port}@{address}"
                     stats = self.stats.upstreams.setdefault(label, UpstreamStats())
-                    pool = UpstreamPool(
-                        scheme,
-                        name,
-                        port,
-                        max_idle=limits.upstream_pool_size,
-                        connect_timeout=limits.connect_timeout,
-                        idle_timeout=self.idle_timeout,
-                        stats=stats,
-                        address=address,
-                        max_connections=limits.upstream_max_connections,
-                        queue_limit=limits.upstream_queue,
+                    pool = sized_pool(
+                        scheme, name, port, limits, stats, loop_clock, address=address
                     )
                     if ejection is not None:
                         pool.health.apply(ejection)
-                    stats.health = functools.partial(pool.health.snapshot, loop_clock, time.time)
                     if check is not None:
                         self.checker.add(pool, check)
                 kept[address] = pool

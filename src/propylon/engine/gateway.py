@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import socket
-import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -57,7 +55,7 @@ from propylon.tracing.context import SpanSink, Tracing
 from propylon.upstream.checker import HealthChecker
 from propylon.upstream.head import HeadComposer
 from propylon.upstream.health import NEVER_EJECTED
-from propylon.upstream.pool import UpstreamPool
+from propylon.upstream.pool import UpstreamPool, sized_pool
 from propylon.upstream.retry import RetryPolicy
 from propylon.upstream.selector import Tables, selector_for
 
@@ -172,21 +170,8 @@ class Gateway(Handler, Terminal):
         for key in hosts:
             pool = self.pools.get(key)
             if pool is None:
-                name = f"{key[1]}:{key[2]}"
-                pool = UpstreamPool(
-                    key[0],
-                    key[1],
-                    key[2],
-                    max_idle=limits.upstream_pool_size,
-                    connect_timeout=limits.connect_timeout,
-                    idle_timeout=limits.upstream_idle_timeout,
-                    stats=self.stats.upstreams.get(name) or UpstreamStats(),
-                    max_connections=limits.upstream_max_connections,
-                    queue_limit=limits.upstream_queue,
-                )
-                pool.stats.health = functools.partial(
-                    pool.health.snapshot, self.loop.time, time.time
-                )
+                stats = self.stats.upstreams.get(f"{key[1]}:{key[2]}") or UpstreamStats()
+                pool = sized_pool(key[0], key[1], key[2], limits, stats, self.loop.time)
             pools[key] = pool
         # A host listed by several routes has one health: the first route's policies (on a
         # reload, a kept host's policy is set afresh, as if it were new; its state stays).
@@ -245,14 +230,7 @@ class Gateway(Handler, Terminal):
         )
         # Each generation resolves its own names (at its start, before it serves): a
         # reload re-resolves them, and their per-address pools start afresh.
-        found = DiscoveredHosts(
-            config,
-            self.stats,
-            checker,
-            self.tables,
-            self.loop.time,
-            idle_timeout=limits.upstream_idle_timeout,
-        )
+        found = DiscoveredHosts(config, self.stats, checker, self.tables, self.loop.time)
         generation.discovered = found if found else None
         stripped = (
             stripped_names(config.routes)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mypy_extensions import trait
@@ -26,6 +29,7 @@ from propylon.upstream.connection import ConnectionOwner, UpstreamConnection
 from propylon.upstream.health import HostHealth
 
 if TYPE_CHECKING:
+    from propylon.config.model import Limits
     from propylon.stats import UpstreamStats
 
 
@@ -215,3 +219,31 @@ class UpstreamPool(ConnectionOwner):
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def sized_pool(
+    scheme: str,
+    host: str,
+    port: int,
+    limits: Limits,
+    stats: UpstreamStats,
+    clock: Callable[[], float],
+    *,
+    address: str | None = None,
+) -> UpstreamPool:
+    """A pool with the config's ``limits``, its host's health shown in ``stats``: how the
+    gateway makes every pool, for a listed host and for each address of a discovered one."""
+    pool = UpstreamPool(
+        scheme,
+        host,
+        port,
+        max_idle=limits.upstream_pool_size,
+        connect_timeout=limits.connect_timeout,
+        idle_timeout=limits.upstream_idle_timeout,
+        stats=stats,
+        address=address,
+        max_connections=limits.upstream_max_connections,
+        queue_limit=limits.upstream_queue,
+    )
+    stats.health = functools.partial(pool.health.snapshot, clock, time.time)
+    return pool
