@@ -78,6 +78,10 @@ COMPILED = [
     "src/propylon/auth/assertion.py",
     # W3C trace context on every proxied request (span export stays interpreted)
     "src/propylon/tracing/context.py",
+    # the access log's line, built at the end of every request when the log is on
+    "src/propylon/logs/access.py",
+    "src/propylon/logs/formats.py",
+    "src/propylon/logs/writer.py",
 ]
 
 # mypyc type-checks what it compiles. Strictness is `make typecheck`'s job (pyproject's

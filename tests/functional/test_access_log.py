@@ -161,6 +161,35 @@ async def test_query_values_are_kept_when_redaction_is_off(tmp_path: Path) -> No
     assert lines(log)[0]["path"] == "/open/a?q=visible"
 
 
+async def test_values_a_client_chose_are_escaped_and_each_line_parses(tmp_path: Path) -> None:
+    # The line is spelt from fragments, not by a JSON encoder: what a client controls (the
+    # User-Agent, the request id, the path, a token's sub) must still come out as one line
+    # of valid JSON that reads back as sent.
+    up = await RecordingUpstream().start()
+    log = tmp_path / "access.log"
+    agent = 'quo"te \\back\tslash été }{'.encode()  # UTF-8 bytes, logged as Latin-1
+    sub = 'mallory", "status": 200, "x": "\\'
+    try:
+        async with logged_gateway(native_file(tmp_path, up.port, log)) as (gw, _access):
+            head = (
+                b"GET /open/caf%C3%A9/%22x%22?q=%7B%7D HTTP/1.1\r\nHost: x\r\n"
+                b"User-Agent: " + agent + b"\r\n\r\n"
+            )
+            responses, _raw, _closed = await exchange_raw(gw.port, head)
+            assert [r.status for r in responses] == [200]
+            bearer = [("Authorization", f"Bearer {token(sub)}")]
+            assert (await request(gw.port, "GET", "/secure/me", bearer)).status == 200
+    finally:
+        await up.close()
+    raw = log.read_bytes().splitlines()
+    assert len(raw) == 2
+    first, second = (json.loads(line) for line in raw)
+    assert first["user_agent"] == agent.decode("latin-1")
+    assert first["path"] == "/open/caf%C3%A9/%22x%22?q=***"
+    assert first["status"] == 200 and list(first) == list(FIELDS)
+    assert second["sub"] == sub and second["status"] == 200
+
+
 async def test_combined_format_is_apache_combined(tmp_path: Path) -> None:
     up = await RecordingUpstream().start()
     log = tmp_path / "access.log"

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 
 from propylon import errors
 from propylon.config.model import AccessLogSpec
-from propylon.logs.formats import Entry, combined_line, json_line, redact
+from propylon.logs.formats import (
+    NULL,
+    combined_line,
+    json_fragment,
+    json_line,
+    proxied_json_line,
+    redact,
+)
 from propylon.logs.writer import LineWriter
 from propylon.policies.forwarding import TrustedProxies
 
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
     from propylon.plane.stage import Flow, Reply
 
 RATE_LIMIT_STAGE = "rate_limit"
+ALLOWED = "allowed"
+ALLOWED_JSON = json_fragment(ALLOWED)
 # How a rate-limit stage's own refusal reads (anything else it refuses with is "limited").
 _REFUSALS = {
     errors.STATE_UNAVAILABLE.codemessage: "unavailable",
@@ -59,10 +68,14 @@ class AccessLog:
         self._redact = spec.redact_query
         self._proxies = TrustedProxies(trusted_proxies)
         self._id_offset = len(request_id_header) + 2  # "Name: " before the id in its line
-        self._routes: dict[RoutePlan, tuple[str, tuple[int, ...]]] = {}
+        self._worker_json = json_fragment(worker_id)
+        self._upstreams: dict[str, bytes] = {}
+        """host:port -> its JSON string (bounded like ``_routes``)."""
+        self._routes: dict[RoutePlan, tuple[str, tuple[int, ...], bytes]] = {}
         """By plan, not by route index: a reload gives indexes to other routes (bounded:
         it starts over when reloads have left many old plans in it)."""
-        """Route index -> its template and the positions of its rate-limit stages."""
+        """Plan -> its template, the positions of its rate-limit stages, and the template
+        as JSON."""
         self._bodies: dict[errors.ErrorKind, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall_offset = time.time()
@@ -87,8 +100,8 @@ class AccessLog:
 
     # -- the engine's calls (engine.exchange.AccessSink) ----------------------------------------
     def exchange_ended(self, exchange: Exchange, now: float) -> None:
-        # The one call on every proxied request: built in one go (no helper calls beyond the
-        # header scan), from per-route facts worked out once.
+        # The one call on every proxied request: its facts straight into the line, from
+        # per-route facts worked out once.
         flow = exchange.flow
         request = exchange.request
         plan = exchange.plan
@@ -96,41 +109,62 @@ class AccessLog:
         if route is None:
             route = self._route(plan)
         error = exchange.error
-        cause = error.codemessage if error is not None else None
+        cause = None
+        sent = exchange.bytes_out
+        if error is not None:
+            cause = error.codemessage
+            sent = self._body_bytes(error, request)
         fault = exchange.fault
         if fault:
             cause = f"{cause}: {fault}" if cause is not None else f"upstream {fault}"
-        sent = exchange.bytes_out if error is None else self._body_bytes(error, request)
         started = flow.started or exchange.started
         principal = flow.principal
-        _client_trace, user_agent, referer = _headers(request.kept)
-        # What the upstream received: the trace id, and the gateway's span as the parent.
-        forwarded = flow.traceparent()
-        traceparent = forwarded.decode("latin-1") if forwarded else None
+        sub = principal.subject if principal is not None else None
+        user_agent, referer = _headers(request.kept)
         target = request.target
-        entry: Entry = {
-            "time": now + self._wall_offset,
-            "request_id": exchange.request_id_line[self._id_offset :].decode("latin-1"),
-            "client": flow.client_address(),
-            "method": request.method.decode("latin-1"),
-            "route": route[0],
-            "path": redact(target) if self._redact else target.decode("latin-1"),
-            "status": exchange.status,
-            "bytes_in": request.body_size,
-            "bytes_out": sent,
-            "duration_ms": round((now - started) * 1000, 3),
-            "upstream_ms": round((now - exchange.started) * 1000, 3),
-            "upstream": exchange.pool.key,
-            "sub": principal.subject if principal is not None else None,
-            "rate_limit": "allowed" if route[1] else None,  # every stage let it through
-            "error": cause,
-            "traceparent": traceparent,
-            "user_agent": user_agent,
-            "worker": self.worker_id,
-        }
-        self.writer.write(
-            json_line(entry) if self._json else combined_line(entry, referer, request.http11)
-        )
+        path = redact(target) if self._redact else target
+        if self._json:
+            upstream = self._upstreams.get(exchange.pool.key)
+            if upstream is None:
+                upstream = self._upstream(exchange.pool.key)
+            self.writer.write(
+                proxied_json_line(
+                    now + self._wall_offset,
+                    exchange.request_id_line[self._id_offset :],
+                    flow.client_address(),
+                    request.method,
+                    route[2],
+                    path,
+                    exchange.status,
+                    request.body_size,
+                    sent,
+                    now - started,
+                    now - exchange.started,
+                    upstream,
+                    sub,
+                    ALLOWED_JSON if route[1] else NULL,  # every stage let it through
+                    cause,
+                    # What the upstream received: the trace id, the gateway's span as parent.
+                    flow.traceparent() or None,
+                    user_agent,
+                    self._worker_json,
+                )
+            )
+        else:
+            self.writer.write(
+                combined_line(
+                    now + self._wall_offset,
+                    flow.client_address(),
+                    request.method,
+                    path,
+                    request.http11,
+                    exchange.status,
+                    sent,
+                    sub,
+                    referer,
+                    user_agent,
+                )
+            )
 
     def stage_answered(self, flow: Flow, plan: RoutePlan, reply: Reply, now: float) -> None:
         request = flow.request
@@ -141,14 +175,12 @@ class AccessLog:
             sent = 0 if request.method == b"HEAD" else len(reply.body)
         self._emit(
             request,
-            _request_id(request),
+            request.request_id,
             flow.client_address(),
             (self._routes.get(plan) or self._route(plan))[0],
             reply.status,
             sent,
-            round((now - flow.started) * 1000, 3) if flow.started else None,
-            None,
-            None,
+            now - flow.started if flow.started else None,
             flow,
             self._decision(flow, plan, reply),
             kind.codemessage if kind is not None else None,
@@ -171,13 +203,11 @@ class AccessLog:
         )
         self._emit(
             request,
-            _request_id(request),
+            request.request_id if request is not None else None,
             client,
             None,
             status,
             body_bytes,
-            None,
-            None,
             None,
             None,
             None,
@@ -188,55 +218,61 @@ class AccessLog:
     def _emit(
         self,
         request: Request | None,
-        request_id: str | None,
+        request_id: bytes | None,
         client: str,
         route: str | None,
         status: int,
         sent: int,
-        duration_ms: float | None,
-        upstream_ms: float | None,
-        upstream: str | None,
+        duration: float | None,
         flow: Flow | None,
         rate_limit: str | None,
         cause: str | None,
     ) -> None:
-        """The line of an answer the gateway made (``exchange_ended`` builds its own)."""
-        traceparent = user_agent = referer = None
-        method = path = None
+        """The line of an answer the gateway made (``exchange_ended`` builds its own);
+        ``request_id``: the id the answer carried (the responder leaves it on the request)."""
+        traceparent = user_agent = referer = method = path = None
         received = 0
         http11 = True
         if request is not None:
-            method = request.method.decode("latin-1")
-            target = request.target
-            path = redact(target) if self._redact else target.decode("latin-1")
+            method = request.method
+            path = redact(request.target) if self._redact else request.target
             received = request.body_size
             http11 = request.http11
-            _client_trace, user_agent, referer = _headers(request.kept)
+            user_agent, referer = _headers(request.kept)
             # Nothing went upstream: the client's own traceparent, as it sent it.
-            if request.traceparent:
-                traceparent = request.traceparent.decode("latin-1")
+            traceparent = request.traceparent or None
         principal = flow.principal if flow is not None else None
-        entry: Entry = {
-            "time": time.time(),
-            "request_id": request_id,
-            "client": client,
-            "method": method,
-            "route": route,
-            "path": path,
-            "status": status,
-            "bytes_in": received,
-            "bytes_out": sent,
-            "duration_ms": duration_ms,
-            "upstream_ms": upstream_ms,
-            "upstream": upstream,
-            "sub": principal.subject if principal is not None else None,
-            "rate_limit": rate_limit,
-            "error": cause,
-            "traceparent": traceparent,
-            "user_agent": user_agent,
-            "worker": self.worker_id,
-        }
-        self.writer.write(json_line(entry) if self._json else combined_line(entry, referer, http11))
+        sub = principal.subject if principal is not None else None
+        now = time.time()
+        if self._json:
+            self.writer.write(
+                json_line(
+                    now,
+                    request_id,
+                    client,
+                    method,
+                    route,
+                    path,
+                    status,
+                    received,
+                    sent,
+                    duration,
+                    None,
+                    None,
+                    sub,
+                    rate_limit,
+                    cause,
+                    traceparent,
+                    user_agent,
+                    self.worker_id,
+                )
+            )
+        else:
+            self.writer.write(
+                combined_line(
+                    now, client, method, path, http11, status, sent, sub, referer, user_agent
+                )
+            )
 
     def _body_bytes(self, kind: errors.ErrorKind, request: Request | None) -> int:
         """The length of ``kind``'s envelope as sent (nothing for a HEAD request)."""
@@ -248,13 +284,20 @@ class AccessLog:
             self._bodies[kind] = size
         return size
 
-    def _route(self, plan: RoutePlan) -> tuple[str, tuple[int, ...]]:
+    def _route(self, plan: RoutePlan) -> tuple[str, tuple[int, ...], bytes]:
         stages = plan.chain.stages
         limiters = tuple(i for i, s in enumerate(stages) if s.name == RATE_LIMIT_STAGE)
         if len(self._routes) >= MAX_REMEMBERED_PLANS:
             self._routes.clear()
-        route = self._routes[plan] = (plan.route.spec.upstream_path, limiters)
+        template = plan.route.spec.upstream_path
+        route = self._routes[plan] = (template, limiters, json_fragment(template))
         return route
+
+    def _upstream(self, key: str) -> bytes:
+        if len(self._upstreams) >= MAX_REMEMBERED_PLANS:
+            self._upstreams.clear()  # discovered addresses come and go
+        fragment = self._upstreams[key] = json_fragment(key)
+        return fragment
 
     def _decision(self, flow: Flow, plan: RoutePlan, reply: Reply) -> str | None:
         """What the route's rate limit decided about a request a stage answered, or None
@@ -277,23 +320,14 @@ class AccessLog:
         return decision
 
 
-def _request_id(request: Request | None) -> str | None:
-    """The id the gateway-made answer carried (the responder leaves it on the request)."""
-    if request is None or request.request_id is None:
-        return None
-    return request.request_id.decode("latin-1")
-
-
-def _headers(kept: list[bytes]) -> tuple[str | None, str | None, str | None]:
-    """``traceparent``, ``User-Agent`` and ``Referer`` from the request's header lines, in
-    one pass (a byte compare first: most lines are none of them)."""
-    traceparent = user_agent = referer = None
+def _headers(kept: list[bytes]) -> tuple[bytes | None, bytes | None]:
+    """``User-Agent`` and ``Referer`` from the request's header lines, in one pass (a byte
+    compare first: most lines are neither)."""
+    user_agent = referer = None
     for line in kept:
         first = line[0] | 0x20
-        if first == 0x74 and line[:12].lower() == b"traceparent:":
-            traceparent = line[12:].strip().decode("latin-1")
-        elif first == 0x75 and line[:11].lower() == b"user-agent:":
-            user_agent = line[11:].strip().decode("latin-1")
+        if first == 0x75 and line[:11].lower() == b"user-agent:":
+            user_agent = line[11:].strip()
         elif first == 0x72 and line[:8].lower() == b"referer:":
-            referer = line[8:].strip().decode("latin-1")
-    return traceparent, user_agent, referer
+            referer = line[8:].strip()
+    return user_agent, referer

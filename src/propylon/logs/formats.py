@@ -1,23 +1,31 @@
 """What one access-log line says, and its two spellings: JSON (one object per line) and
 Apache's combined format.
 
-``FIELDS`` is the list of what a line carries, in order; ``AccessLog`` (``logs/access.py``:
-``exchange_ended`` for proxied requests, ``_emit`` for the gateway's own answers) builds each
-line's record with exactly these keys (a dict display: the cheapest way to build one), and
-the tests hold each to this list. A new field is one
-name here and one entry there. Absent values are ``null`` in JSON (every line has every
-key, which log pipelines index most easily) and ``-`` in the combined format.
+``FIELDS`` is the list of what a line carries, in order. ``json_line`` and
+``combined_line`` take exactly these facts as arguments, in this order, as the engine holds
+them (bytes as received, seconds as floats); the tests hold every line to this list. A new
+field is one name here and one argument in each function. Absent values are ``null`` in
+JSON (every line has every key, which log pipelines index most easily) and ``-`` in the
+combined format.
+
+A JSON line is a list of ready-made fragments that the writer joins with the other lines
+when it writes them, not a dict handed to a JSON encoder: on a proxied request the line is
+most of the log's cost, and an 18-key dict encoded by orjson cost about 38,000 instructions,
+most of a proxied request's own 52,000 (docs/performance.md, "The access log"). Values a
+client chose (the path, the request id, the ``User-Agent``, the ``sub``) are escaped by
+orjson whenever they hold anything but plain printable ASCII, so a line always parses and
+is always one line.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Final
 
 import orjson
 
 FIELDS = (
-    "time",  # when the response ended, UTC, ISO 8601 with milliseconds (epoch in an Entry)
+    "time",  # when the response ended, UTC, ISO 8601 with milliseconds
     "request_id",  # the id sent upstream and back to the client
     "client",  # the client's address (X-Forwarded-For through trusted proxies only)
     "method",
@@ -36,15 +44,50 @@ FIELDS = (
     "user_agent",
     "worker",
 )
+# Each field's key as it opens its place in the line: '{"time":', ',"request_id":', ...
+(
+    _TIME,
+    _REQUEST_ID,
+    _CLIENT,
+    _METHOD,
+    _ROUTE,
+    _PATH,
+    _STATUS,
+    _BYTES_IN,
+    _BYTES_OUT,
+    _DURATION,
+    _UPSTREAM_DURATION,
+    _UPSTREAM,
+    _SUB,
+    _RATE_LIMIT,
+    _ERROR,
+    _TRACEPARENT,
+    _USER_AGENT,
+    _WORKER,
+) = tuple((b"," if i else b"{") + b'"' + name.encode() + b'":' for i, name in enumerate(FIELDS))
+_END: Final = b"}\n"
+_QUOTE: Final = b'"'
 
-Entry = dict[str, Any]
-"""One line's record: ``FIELDS`` as keys, ``time`` as epoch seconds until it is written."""
+REDACTED = b"***"
+NULL: Final = b"null"
 
-REDACTED = "***"
+# Bytes that need no escaping inside a JSON string are printable ASCII but '"' and '\'.
+# This table maps each of them to itself and every other byte elsewhere, so a value that
+# ``translate`` leaves unchanged (CPython then returns the very same object) is quoted as
+# it is: one pass in C, no table built per call as ``translate(None, delete)`` does.
+_PLAIN: Final = bytes(
+    c if 0x20 <= c < 0x7F and c not in b'"\\' else (c + 1) % 256 for c in range(256)
+)
+_TRANSLATE: Final = bytes.translate  # bound once: a method looked up by name costs more
+_SMALL_NUMBERS: Final = tuple(str(n).encode() for n in range(10_000))
+_THOUSANDTHS: Final = tuple(b".%03d" % n for n in range(1000))
 
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+_MILLIS_JSON = tuple(b'.%03dZ"' % ms for ms in range(1000))
 _second = -1
 _second_text = ""
+_json_second = -1
+_json_second_text = b""
 
 
 def timestamp(now: float) -> str:
@@ -58,31 +101,275 @@ def timestamp(now: float) -> str:
     return _second_text + _MILLIS[int((now - whole) * 1000)]
 
 
-def redact(target: bytes) -> str:
+def json_time(now: float) -> bytes:
+    """``timestamp`` as a JSON string, with the same once-a-second formatting."""
+    global _json_second, _json_second_text
+    whole = int(now)
+    if whole != _json_second:
+        _json_second = whole
+        _json_second_text = b'"' + timestamp(now)[:19].encode("ascii")
+    return _json_second_text + _MILLIS_JSON[int((now - whole) * 1000)]
+
+
+def redact(target: bytes) -> bytes:
     """The request target with every query value replaced by ``***`` (names are kept: they
     say what was asked, values are where tokens, e-mail addresses and ids travel)."""
     if target.find(b"?") < 0:  # find, not ``in``: see http/request.py
-        return target.decode("latin-1")
+        return target
     path, _mark, query = target.partition(b"?")
-    text = path.decode("latin-1")
     parts = []
-    for item in query.decode("latin-1").split("&"):
-        name, equals, _value = item.partition("=")
-        parts.append(f"{name}={REDACTED}" if equals else name)
-    return f"{text}?{'&'.join(parts)}"
+    for item in query.split(b"&"):
+        name, equals, _value = item.partition(b"=")
+        parts.append(name + b"=" + REDACTED if equals else name)
+    return path + b"?" + b"&".join(parts)
 
 
-def json_line(entry: Entry) -> bytes:
-    entry["time"] = timestamp(entry["time"])
-    return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+# -- JSON fragments ---------------------------------------------------------------------------
+def _text(parts: list[bytes], value: bytes | None) -> None:
+    """A JSON string of bytes as received (read as Latin-1, like the rest of the gateway)."""
+    if value is None:
+        parts.append(NULL)
+    elif _TRANSLATE(value, _PLAIN) is value:
+        parts += (_QUOTE, value, _QUOTE)
+    else:
+        parts.append(orjson.dumps(value.decode("latin-1")))
 
 
-def _quoted(value: object) -> str:
+def _string(parts: list[bytes], value: str | None) -> None:
+    if value is None:
+        parts.append(NULL)
+    elif value.isascii():
+        _text(parts, value.encode("ascii"))
+    else:
+        parts.append(orjson.dumps(value))
+
+
+def _number(value: int) -> bytes:
+    return _SMALL_NUMBERS[value] if 0 <= value < 10_000 else str(value).encode()
+
+
+def _micros(seconds: float) -> int:
+    """Whole microseconds, rounded (0.003 s is 3000, not 2999.99...); never below zero."""
+    micros = int(seconds * 1_000_000.0 + 0.5)
+    return micros if micros > 0 else 0
+
+
+def _plain(value: bytes) -> bytes:
+    """``value`` as the inside of a JSON string: itself when it is plain printable ASCII."""
+    if _TRANSLATE(value, _PLAIN) is value:
+        return value
+    return orjson.dumps(value.decode("latin-1"))[1:-1]
+
+
+def _millis(parts: list[bytes], seconds: float | None) -> None:
+    """Milliseconds with three decimals (whole microseconds), as a JSON number."""
+    if seconds is None:
+        parts.append(NULL)
+        return
+    micros = _micros(seconds)
+    parts += (_number(micros // 1000), _THOUSANDTHS[micros % 1000])
+
+
+def json_text(value: bytes | None) -> bytes:
+    """``value`` as it appears in a JSON line (for tests and the rare paths)."""
+    parts: list[bytes] = []
+    _text(parts, value)
+    return b"".join(parts)
+
+
+def json_parts(
+    now: float,
+    request_id: bytes | None,
+    client: str,
+    method: bytes | None,
+    route: str | None,
+    path: bytes | None,
+    status: int,
+    bytes_in: int,
+    bytes_out: int,
+    duration: float | None,
+    upstream_duration: float | None,
+    upstream: str | None,
+    sub: str | None,
+    rate_limit: str | None,
+    error: str | None,
+    traceparent: bytes | None,
+    user_agent: bytes | None,
+    worker: int,
+) -> list[bytes]:
+    """One JSON object and its newline, as the fragments it is made of (``now``: epoch
+    seconds; durations in seconds): the line of any answer, null where a fact is absent."""
+    parts = [_TIME, json_time(now), _REQUEST_ID]
+    _text(parts, request_id)
+    parts.append(_CLIENT)
+    _string(parts, client)
+    parts.append(_METHOD)
+    _text(parts, method)
+    parts.append(_ROUTE)
+    _string(parts, route)
+    parts.append(_PATH)
+    _text(parts, path)
+    parts += (
+        _STATUS,
+        _number(status),
+        _BYTES_IN,
+        _number(bytes_in),
+        _BYTES_OUT,
+        _number(bytes_out),
+        _DURATION,
+    )
+    _millis(parts, duration)
+    parts.append(_UPSTREAM_DURATION)
+    _millis(parts, upstream_duration)
+    parts.append(_UPSTREAM)
+    _string(parts, upstream)
+    parts.append(_SUB)
+    _string(parts, sub)
+    parts.append(_RATE_LIMIT)
+    _string(parts, rate_limit)
+    parts.append(_ERROR)
+    _string(parts, error)
+    parts.append(_TRACEPARENT)
+    _text(parts, traceparent)
+    parts.append(_USER_AGENT)
+    _text(parts, user_agent)
+    parts += (_WORKER, _number(worker), _END)
+    return parts
+
+
+def proxied_json_line(
+    now: float,
+    request_id: bytes,
+    client: str,
+    method: bytes,
+    route: bytes,
+    path: bytes,
+    status: int,
+    bytes_in: int,
+    bytes_out: int,
+    duration: float,
+    upstream_duration: float,
+    upstream: bytes,
+    sub: str | None,
+    rate_limit: bytes,
+    error: str | None,
+    traceparent: bytes | None,
+    user_agent: bytes | None,
+    worker: bytes,
+) -> bytes:
+    """A proxied request's line, the one built on every request: ``json_parts``' line
+    with the facts every proxied request has spelt directly (the tests hold both to the
+    same output). ``route``, ``upstream``, ``rate_limit`` and ``worker`` come as JSON
+    already (``json_fragment``: worked out once per route, host and worker); ``client``
+    is an address the gateway formatted and ``method`` a token the parser checked."""
+    took = _micros(duration)
+    upstream_took = _micros(upstream_duration)
+    return b"".join(
+        [
+            b'{"time":',
+            json_time(now),
+            b',"request_id":"',
+            _plain(request_id),
+            b'","client":"',
+            client.encode("latin-1"),
+            b'","method":"',
+            method,
+            b'","route":',
+            route,
+            b',"path":"',
+            _plain(path),
+            b'","status":',
+            _number(status),
+            b',"bytes_in":',
+            _number(bytes_in),
+            b',"bytes_out":',
+            _number(bytes_out),
+            b',"duration_ms":',
+            _number(took // 1000),
+            _THOUSANDTHS[took % 1000],
+            b',"upstream_ms":',
+            _number(upstream_took // 1000),
+            _THOUSANDTHS[upstream_took % 1000],
+            b',"upstream":',
+            upstream,
+            b',"sub":',
+            NULL if sub is None else json_fragment(sub),
+            b',"rate_limit":',
+            rate_limit,
+            b',"error":',
+            NULL if error is None else json_fragment(error),
+            b',"traceparent":',
+            NULL if traceparent is None else json_text(traceparent),
+            b',"user_agent":',
+            NULL if user_agent is None else json_text(user_agent),
+            b',"worker":',
+            worker,
+            _END,
+        ]
+    )
+
+
+def json_fragment(value: str | int | None) -> bytes:
+    """A value as JSON, for what is worked out once (a route's template, a host)."""
+    if isinstance(value, int):
+        return _number(value)
+    parts: list[bytes] = []
+    _string(parts, value)
+    return b"".join(parts)
+
+
+def json_line(
+    now: float,
+    request_id: bytes | None,
+    client: str,
+    method: bytes | None,
+    route: str | None,
+    path: bytes | None,
+    status: int,
+    bytes_in: int,
+    bytes_out: int,
+    duration: float | None,
+    upstream_duration: float | None,
+    upstream: str | None,
+    sub: str | None,
+    rate_limit: str | None,
+    error: str | None,
+    traceparent: bytes | None,
+    user_agent: bytes | None,
+    worker: int,
+) -> bytes:
+    """``json_parts``, joined: one whole line."""
+    return b"".join(
+        json_parts(
+            now,
+            request_id,
+            client,
+            method,
+            route,
+            path,
+            status,
+            bytes_in,
+            bytes_out,
+            duration,
+            upstream_duration,
+            upstream,
+            sub,
+            rate_limit,
+            error,
+            traceparent,
+            user_agent,
+            worker,
+        )
+    )
+
+
+# -- the combined format ----------------------------------------------------------------------
+def _quoted(value: str | bytes | None) -> str:
     """A value inside the combined format's quotes: quotes, backslashes and control
     characters escaped as nginx does (``\\x22``), so a line is always one parseable line."""
     if value is None:
         return "-"
-    text = str(value)
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
     if text.isprintable() and '"' not in text and "\\" not in text:
         return text
     return "".join(
@@ -90,17 +377,26 @@ def _quoted(value: object) -> str:
     )
 
 
-def combined_line(entry: Entry, referer: str | None, http11: bool) -> bytes:
+def combined_line(
+    now: float,
+    client: str,
+    method: bytes | None,
+    path: bytes | None,
+    http11: bool,
+    status: int,
+    bytes_out: int,
+    sub: str | None,
+    referer: bytes | None,
+    user_agent: bytes | None,
+) -> bytes:
     """``client - sub [time] "METHOD path HTTP/1.x" status bytes "referer" "user-agent"``"""
-    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(entry["time"]))
-    sent = entry["bytes_out"]
-    client = entry["client"] or "-"
-    user = _quoted(entry["sub"]).replace(" ", "\\x20")
-    method = entry["method"] or "-"
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
+    user = _quoted(sub).replace(" ", "\\x20")
+    verb = method.decode("latin-1") if method is not None else "-"
     version = "HTTP/1.1" if http11 else "HTTP/1.0"
     line = (
-        f'{client} - {user} [{stamp}] "{method} {_quoted(entry["path"])} {version}" '
-        f'{entry["status"]} {sent if sent else "-"} "{_quoted(referer)}" '
-        f'"{_quoted(entry["user_agent"])}"\n'
+        f'{client or "-"} - {user} [{stamp}] "{verb} {_quoted(path)} {version}" '
+        f'{status} {bytes_out if bytes_out else "-"} "{_quoted(referer)}" '
+        f'"{_quoted(user_agent)}"\n'
     )
     return line.encode("utf-8", "backslashreplace")
