@@ -189,6 +189,34 @@ class ClientConnection(Downstream):
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes + self.limits.max_url_bytes:
                 self._protocol_error(errors.HEADERS_TOO_LARGE)
+            elif self._http09(data):
+                self._protocol_error(errors.BAD_REQUEST)
+
+    def _http09(self, data: bytes) -> bool:
+        """Whether the head read so far begins with a request line without a version.
+
+        llhttp takes such a line as HTTP/0.9 and goes on reading header lines, so a real 0.9
+        client (``GET /x`` and one line end, then it waits) would never reach
+        on_headers_complete, and would get a 408 at the header deadline. Asked only when a
+        read ends inside a head: a head read whole costs nothing more.
+
+        llhttp records the version 0.9 only on the byte after that line's end; until then it
+        reports the version of the connection's previous request (0.0 before the first). So
+        for a read that ends a line: with no version parsed yet on this connection, the line
+        can only be a version-less request line; after one, the head is one when it is too
+        short to hold its method and target with a version (`` HTTP/1.1`` and a line end).
+        ``_head_bytes`` counts from the start of the read in which the head began: a head
+        that began behind another request in one read is overcounted and gets the 408
+        instead (it never reaches an upstream either way).
+        """
+        version = self._http_version()
+        if version == "0.9":
+            return True
+        if not data.endswith(b"\n"):
+            return False
+        if version == "0.0":
+            return True
+        return self._head_bytes < len(self._method()) + len(self._url) + 11
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
