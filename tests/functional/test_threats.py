@@ -278,6 +278,31 @@ async def test_pipelined_requests_each_framed_by_the_gateway() -> None:
 # -- Limits ------------------------------------------------------------------------------------
 
 
+async def test_a_head_within_the_header_limit_fits_however_it_is_cut_into_reads() -> None:
+    """The header limit counted a header's bytes twice when the head came in several reads
+    (the raw bytes read, and the header once parsed): a head of 3 KiB against a 4 KiB limit
+    was a 431 when its last header ended in a later read than it began. Found by the
+    long-Host flood of test_memory_bounds.py, where it depended on TCP's segmentation."""
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/x", up.port), limits=Limits(max_header_bytes=4096))
+        async with running(cfg) as gw:
+            head = b"GET /x HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 3000 + b"\r\n"
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            try:
+                writer.write(head)
+                await writer.drain()
+                await asyncio.sleep(0.1)
+                writer.write(b"\r\n")
+                answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            finally:
+                writer.close()
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            assert up.last.header("X-Big") == "a" * 3000
+    finally:
+        await up.close()
+
+
 async def test_huge_headers_get_431_and_long_url_414() -> None:
     up = await RecordingUpstream().start()
     try:

@@ -75,6 +75,7 @@ class ClientConnection(Downstream):
         "_deferred",
         "_feed",
         "_head_bytes",
+        "_header_bytes",
         "_headers",
         "_http_version",
         "_in_head",
@@ -125,6 +126,11 @@ class ClientConnection(Downstream):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        """Raw bytes read since the head began (from the start of that read): bounds a head
+        that never ends."""
+        self._header_bytes = 0
+        """The header lines' bytes, for ``limits.max_header_bytes``: counted apart, so that
+        how the head was cut into reads does not change which heads fit."""
         self._in_head = False
         self._parsing: Request | None = None
         self._active: Request | None = None
@@ -246,6 +252,7 @@ class ClientConnection(Downstream):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._header_bytes = 0
         self._in_head = True
         if self._active is None:
             self.deadline = self.clock() + self.limits.header_timeout
@@ -259,9 +266,9 @@ class ClientConnection(Downstream):
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         headers.append((name, value))
-        self._head_bytes += len(name) + len(value) + 4
+        self._header_bytes += len(name) + len(value) + 4
         limits = self.limits
-        if len(headers) > limits.max_headers or self._head_bytes > limits.max_header_bytes:
+        if len(headers) > limits.max_headers or self._header_bytes > limits.max_header_bytes:
             self._reject = errors.HEADERS_TOO_LARGE
             raise _Reject
 
