@@ -24,7 +24,8 @@ async def test_seed_one_sequence_diagram(api: GatewayApi) -> None:
         "POST", "/profiles", token=token, json={"display_name": "Ada", "location": "London"}
     )
     assert posted.status == 201 and posted.codemessage == "DataCreated", posted
-    # The service learnt who the caller is only from the gateway's User header.
+    # The service learnt who the caller is only from the gateway: the e2e stack turns the
+    # signed hop on, so from the gateway's signed assertion (bare User headers are ignored).
     assert posted.data["owner"] == username
     profile_id = posted.data["id"]
 

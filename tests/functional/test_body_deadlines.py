@@ -12,9 +12,9 @@ import asyncio
 import time
 
 from propylon.config.model import Limits
-from tests.support.client import exchange_raw
+from tests.support.client import exchange_raw, request
 from tests.support.gateway import config, route, running
-from tests.support.upstreams import RecordingUpstream
+from tests.support.upstreams import RawUpstream, RecordingUpstream, read_head
 
 
 async def _trickle(port: int, total: int, gap: float, limit: float) -> tuple[bytes, float, bool]:
@@ -97,3 +97,49 @@ async def test_a_body_at_a_decent_rate_is_not_disturbed() -> None:
         assert up.last.body_len == 2000
     finally:
         await up.close()
+
+
+async def test_a_body_too_slow_after_the_upstream_answered_cuts_both_connections() -> None:
+    """The upstream may answer before it has read the body (an early 200 here): once the
+    response has begun, a 408 can no longer be sent. The client's connection is cut (it
+    never sees a complete response), and the upstream connection, which still expects
+    body bytes, is closed rather than pooled: the next request gets a new one."""
+    upstream_closed = asyncio.Event()
+    forwarded = bytearray()
+
+    async def behaviour(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        if upstream.requests > 1:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.read()  # until the gateway closes this one
+            return
+        # Answer at once, before the body: a head and 10 of the 100 bytes it announces.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"p" * 10)
+        await writer.drain()
+        try:
+            while chunk := await reader.read(65536):
+                forwarded.extend(chunk)
+        finally:
+            upstream_closed.set()
+
+    upstream = await RawUpstream(behaviour).start()
+    try:
+        limits = Limits(body_rate_grace=1.0, min_body_rate=100, body_timeout=30)
+        cfg = config(route("/upload", upstream.port, timeout=10), limits=limits)
+        async with running(cfg) as gw:
+            answer, took, closed = await _trickle(gw.port, total=20, gap=0.3, limit=5)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), answer[:60]
+            assert b"content-length: 100" in head.lower()
+            assert body == b"p" * 10  # cut short: 10 of 100 bytes, and no 408 after them
+            assert closed
+            assert took < 3.0
+            # The gateway closed the upstream connection too, mid-body.
+            await asyncio.wait_for(upstream_closed.wait(), 2.0)
+            assert 0 < len(forwarded) < 20
+            r = await request(gw.port, "GET", "/upload")
+            assert (r.status, r.body) == (200, b"ok")
+            assert upstream.requests == 2  # a new upstream connection, not the cut one
+    finally:
+        await upstream.close()

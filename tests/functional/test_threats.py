@@ -278,6 +278,31 @@ async def test_pipelined_requests_each_framed_by_the_gateway() -> None:
 # -- Limits ------------------------------------------------------------------------------------
 
 
+async def test_a_head_within_the_header_limit_fits_however_it_is_cut_into_reads() -> None:
+    """The header limit counted a header's bytes twice when the head came in several reads
+    (the raw bytes read, and the header once parsed): a head of 3 KiB against a 4 KiB limit
+    was a 431 when its last header ended in a later read than it began. Found by the
+    long-Host flood of test_memory_bounds.py, where it depended on TCP's segmentation."""
+    up = await RecordingUpstream().start()
+    try:
+        cfg = config(route("/x", up.port), limits=Limits(max_header_bytes=4096))
+        async with running(cfg) as gw:
+            head = b"GET /x HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 3000 + b"\r\n"
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            try:
+                writer.write(head)
+                await writer.drain()
+                await asyncio.sleep(0.1)
+                writer.write(b"\r\n")
+                answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            finally:
+                writer.close()
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            assert up.last.header("X-Big") == "a" * 3000
+    finally:
+        await up.close()
+
+
 async def test_huge_headers_get_431_and_long_url_414() -> None:
     up = await RecordingUpstream().start()
     try:
@@ -351,5 +376,100 @@ async def test_http09_and_unknown_versions_are_refused_and_reach_nobody(data: by
             assert [r.status for r in responses] == [400]
             assert closed
             assert up.seen == []
+    finally:
+        await up.close()
+
+
+async def _answer_to_reads(port: int, reads: list[bytes], within: float) -> tuple[bytes, float]:
+    """Send each of ``reads`` in its own write (paused between, so that the gateway reads
+    them apart); return all the gateway sent until it closed, and how long that took. A
+    gateway that keeps the connection open past ``within`` fails the test."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for i, part in enumerate(reads):
+            if i:
+                await asyncio.sleep(0.1)
+            writer.write(part)
+            await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(), within)  # read() returns at EOF only
+        return answer, time.monotonic() - started
+    finally:
+        writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """Read one response framed by Content-Length (the gateway's JSON answers are); return
+    its head."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await asyncio.wait_for(reader.readexactly(length), 5.0)
+    return head
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [[b"GET /x\r\n"], [b"GET /x\n"], [b"GET /x", b"\r\n"], [b"GET /x\r", b"\n"]],
+    ids=["crlf", "lf", "line-end-apart", "lf-apart"],
+)
+async def test_a_real_http09_client_is_refused_at_once(reads: list[bytes]) -> None:
+    """A 0.9 client sends its request line and one line end, then waits: llhttp goes on
+    reading header lines, and the gateway used to answer only at the header deadline (10 s,
+    a 408). It is a 400 at once, the connection closed, nothing sent upstream."""
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            answer, took = await _answer_to_reads(gw.port, reads, within=2.0)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
+            assert took < 1.0
+            assert up.seen == []
+    finally:
+        await up.close()
+
+
+async def test_an_http09_request_after_a_kept_alive_one_is_refused_at_once() -> None:
+    """On a kept-alive connection llhttp still reports the previous request's version
+    while it waits after a version-less line: that must not hide it."""
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/x", up.port))) as gw:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            try:
+                writer.write(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+                head = await _read_response(reader)
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                writer.write(b"GET /x\r\n")
+                answer = await asyncio.wait_for(reader.read(), 2.0)
+            finally:
+                writer.close()
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
+            assert [s.path_qs for s in up.seen] == ["/x"]
+    finally:
+        await up.close()
+
+
+async def test_a_head_sent_line_by_line_is_still_served() -> None:
+    """The 0.9 check looks at reads that end a line inside a head: a client writing its
+    request line by line (first on the connection, then kept alive) is not mistaken for
+    one, even with the shortest target."""
+    up = await RecordingUpstream().start()
+    try:
+        async with running(config(route("/{any}", up.port))) as gw:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            try:
+                for target in (b"/", b"/a", b"/"):
+                    for line in (b"GET " + target + b" HTTP/1.1\r\n", b"Host: t\r\n", b"\r\n"):
+                        writer.write(line)
+                        await writer.drain()
+                        await asyncio.sleep(0.05)
+                    head = await _read_response(reader)
+                    assert head.startswith(b"HTTP/1.1 200 "), head
+            finally:
+                writer.close()
+            assert [s.path_qs for s in up.seen] == ["/", "/a", "/"]
     finally:
         await up.close()

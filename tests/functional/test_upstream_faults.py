@@ -201,8 +201,13 @@ async def test_reset_during_a_close_delimited_body_aborts_the_client_response() 
         await up.close()
 
 
-async def test_an_upstream_101_is_a_bad_response_not_retried() -> None:
-    """Security review item 11: the gateway never asks for an upgrade, so a 101 is a 502."""
+async def test_an_upstream_101_is_a_bad_response_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Security review item 11: the gateway never asks for an upgrade, so a 101 is a 502,
+    handled: it used to escape the upstream protocol as HttpParserUpgrade, which the loop
+    logged with its traceback as "Fatal error on transport"."""
+    caplog.set_level(logging.DEBUG)  # every logger: the loop's own ("asyncio") too
 
     async def switching(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -229,6 +234,11 @@ async def test_an_upstream_101_is_a_bad_response_not_retried() -> None:
             assert up.requests == 1
     finally:
         await up.close()
+    assert "Fatal error" not in caplog.text
+    assert "Traceback" not in caplog.text
+    assert [
+        r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR
+    ] == []
 
 
 async def test_each_upstream_fault_is_logged_once_per_interval_and_counted_once(

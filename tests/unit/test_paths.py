@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import example, given
@@ -109,10 +110,37 @@ def test_ambiguous_or_malformed_paths_are_rejected(raw: str) -> None:
 
 PATHISH = st.lists(
     st.sampled_from(
-        [*"/./..;%2eEfF5cC0aZ~-_", "%2e", "%2F", "%5C", "%00", "\\", "\x01", "\u00e9", "//"]
+        [
+            *"/./..;%2eEfF5cC0aZ~-_",
+            "%2e",
+            "%2F",
+            "%5C",
+            "%00",
+            "\\",
+            "\x01",
+            "\u00e9",
+            "//",
+            # An encoded ";" ends a segment for Tomcat, Spring and Jetty (#11 item 2).
+            "%3b",
+            "%3B",
+        ]
     ),
     max_size=40,
 ).map(lambda parts: "/" + "".join(parts))
+
+# Where a server that takes path parameters off a segment (Tomcat, Spring, Jetty) cuts it.
+_PARAMETERS = re.compile(r";|%3b", re.IGNORECASE)
+
+
+def _as_parameter_cutting_server_reads(segment: str) -> str:
+    """``segment`` as such a server resolves it: its parameters cut off, then decoded."""
+    return unquote(_PARAMETERS.split(segment, maxsplit=1)[0])
+
+
+def _assert_no_dot_segment_in_disguise(out: str) -> None:
+    for segment in out.split("/")[1:]:
+        assert _as_parameter_cutting_server_reads(segment) not in (".", ".."), out
+
 
 BAD_OUTPUT = re.compile(r"//|\\|%2[EeFf]|%5[Cc]|[\x00-\x20\x7f]|[^\x00-\x7f]")
 
@@ -144,8 +172,7 @@ def test_output_has_no_separator_or_dot_tricks_left(raw: str) -> None:
         return
     assert out.startswith("/")
     assert BAD_OUTPUT.search(out) is None, out
-    for segment in out.split("/")[1:]:
-        assert segment.partition(";")[0] not in (".", ".."), out
+    _assert_no_dot_segment_in_disguise(out)
 
 
 @st.composite
@@ -202,6 +229,10 @@ ATTACK_ATOMS = [
     "%2e%2e%3B",
     "..%3bx",
     ".;x",
+    "%3b",
+    "%3B",
+    "..%3b%3b",
+    "%2E%3Bx",
 ]
 # Harmless atoms weigh more, so that many suffixes survive and the invariants get exercised.
 SUFFIXES = st.lists(
@@ -226,6 +257,16 @@ def test_encoded_tricks_never_leave_the_prefix(suffix: str) -> None:
     out = _attempt("/api/public/" + suffix)
     if out is not None and not _raw_dot_segments(suffix):
         assert out.startswith("/api/public/"), (suffix, out)
+
+
+@given(SUFFIXES)
+def test_no_segment_is_a_dot_segment_to_a_server_that_cuts_parameters(suffix: str) -> None:
+    """#11 item 2: ``..%3B`` went upstream, and Tomcat, Spring and Jetty read it as ``..``.
+    Whatever the canonicaliser lets through holds no segment that is a dot segment once
+    cut at ``;`` or ``%3B`` (any case) and decoded."""
+    out = _attempt("/api/public/" + suffix)
+    if out is not None:
+        _assert_no_dot_segment_in_disguise(out)
 
 
 @given(SUFFIXES)

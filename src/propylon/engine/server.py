@@ -75,6 +75,7 @@ class ClientConnection(Downstream):
         "_deferred",
         "_feed",
         "_head_bytes",
+        "_header_bytes",
         "_headers",
         "_http_version",
         "_in_head",
@@ -125,6 +126,11 @@ class ClientConnection(Downstream):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        """Raw bytes read since the head began (from the start of that read): bounds a head
+        that never ends."""
+        self._header_bytes = 0
+        """The header lines' bytes, for ``limits.max_header_bytes``: counted apart, so that
+        how the head was cut into reads does not change which heads fit."""
         self._in_head = False
         self._parsing: Request | None = None
         self._active: Request | None = None
@@ -189,6 +195,34 @@ class ClientConnection(Downstream):
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes + self.limits.max_url_bytes:
                 self._protocol_error(errors.HEADERS_TOO_LARGE)
+            elif self._http09(data):
+                self._protocol_error(errors.BAD_REQUEST)
+
+    def _http09(self, data: bytes) -> bool:
+        """Whether the head read so far begins with a request line without a version.
+
+        llhttp takes such a line as HTTP/0.9 and goes on reading header lines, so a real 0.9
+        client (``GET /x`` and one line end, then it waits) would never reach
+        on_headers_complete, and would get a 408 at the header deadline. Asked only when a
+        read ends inside a head: a head read whole costs nothing more.
+
+        llhttp records the version 0.9 only on the byte after that line's end; until then it
+        reports the version of the connection's previous request (0.0 before the first). So
+        for a read that ends a line: with no version parsed yet on this connection, the line
+        can only be a version-less request line; after one, the head is one when it is too
+        short to hold its method and target with a version (`` HTTP/1.1`` and a line end).
+        ``_head_bytes`` counts from the start of the read in which the head began: a head
+        that began behind another request in one read is overcounted and gets the 408
+        instead (it never reaches an upstream either way).
+        """
+        version = self._http_version()
+        if version == "0.9":
+            return True
+        if not data.endswith(b"\n"):
+            return False
+        if version == "0.0":
+            return True
+        return self._head_bytes < len(self._method()) + len(self._url) + 11
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -218,6 +252,7 @@ class ClientConnection(Downstream):
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._header_bytes = 0
         self._in_head = True
         if self._active is None:
             self.deadline = self.clock() + self.limits.header_timeout
@@ -231,9 +266,9 @@ class ClientConnection(Downstream):
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         headers.append((name, value))
-        self._head_bytes += len(name) + len(value) + 4
+        self._header_bytes += len(name) + len(value) + 4
         limits = self.limits
-        if len(headers) > limits.max_headers or self._head_bytes > limits.max_header_bytes:
+        if len(headers) > limits.max_headers or self._header_bytes > limits.max_header_bytes:
             self._reject = errors.HEADERS_TOO_LARGE
             raise _Reject
 
