@@ -229,7 +229,7 @@ def _report(
         f"propylon vs nginx: {args.rounds} round(s) x {settings.seconds:g} s, wrk -t"
         f"{settings.threads} -c{settings.connections}, proxy on CPU {settings.proxy_cpus or 'any'}"
         f", wrk+U on CPU {settings.client_cpus or 'any'}, {cpus} CPUs, medians; ratio = "
-        "propylon / nginx"
+        "propylon / nginx; vs proxy = propylon / propylon in proxy"
     )
     lines = notes(scenarios, summary, verdicts, records, settings.upload_bytes, cpus)
     markdown = "\n\n".join(

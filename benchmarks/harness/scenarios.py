@@ -1,4 +1,5 @@
-"""What is measured: the scenarios and their targets (ratios to nginx in the same run).
+"""What is measured: the scenarios and their targets (ratios to nginx in the same run, or to
+propylon's own ``proxy`` scenario in the same run).
 
 Targets come from the performance issue, plus the gateway issue's HS256 row. The proxies run
 with the defaults a user gets: propylon's authenticated route is always configured (its
@@ -14,6 +15,8 @@ PROFILE_PATH = "/profiles/12345"
 SECURE_PATH = "/secure/profiles/12345"
 EDGE_PATH = "/edge/profiles/12345"
 EDGE_ORIGIN = "https://app.example"
+PROXY = "proxy"
+"""The scenario ``min_vs_proxy`` compares with: plain proxying, everything else default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +55,14 @@ class Scenario:
     admin_scraped: bool = False
     """propylon runs with ``--admin 127.0.0.1:9901``, scraped every second during the load
     (``/metrics`` and ``/dashboard.json``: harness/scrape.py); other entries run as usual."""
+    min_vs_proxy: float | None = None
+    """Propylon's median rps here over propylon's median rps in ``proxy``, same run: what a
+    feature costs the gateway itself, whatever nginx does. Judged only when ``proxy`` ran."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        "proxy",
+        PROXY,
         "proxy only, ~200 B JSON, keep-alive",
         PROFILE_PATH,
         min_ratio=0.60,

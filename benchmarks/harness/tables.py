@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from harness.entries import GATEWAY, REFERENCE
 from harness.measure import RunRecord
 from harness.report import EntrySummary, Verdict
-from harness.scenarios import Scenario
+from harness.scenarios import PROXY, Scenario
 
 MAIN_HEADER = (
-    "| scenario | nginx rps | propylon rps | ratio | target | nginx p99 ms | propylon p99 ms "
-    "| p99 ratio | propylon peak RSS MiB | pass/fail |\n"
-    "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"
+    "| scenario | nginx rps | propylon rps | ratio | vs proxy | target | nginx p99 ms "
+    "| propylon p99 ms | p99 ratio | propylon peak RSS MiB | pass/fail |\n"
+    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"
 )
 DETAIL_HEADER = (
     "| scenario | entry | runs | rps (median) | rps min-max | p50 ms | p99 ms | peak RSS MiB "
@@ -38,7 +38,7 @@ def main_table(
             outcome += ": " + "; ".join(verdict.reasons)
         lines.append(
             f"| {scenario.name}: {scenario.title} | {_rps(nginx)} | {_rps(gateway)} "
-            f"| {num(verdict.ratio)} | {verdict.target} "
+            f"| {num(verdict.ratio)} | {num(verdict.vs_proxy)} | {verdict.target} "
             f"| {num(nginx_p99)} | {num(gateway_p99)} "
             f"| {num(verdict.p99_ratio)} | {num(gateway.rss_mib if gateway else None, 1)} "
             f"| {outcome} |"
@@ -89,6 +89,13 @@ def notes(
                 f"CPU{'s' if cpus != 1 else ''}, and wrk plus U keep one of them busy, so "
                 f"scaling is only judged with >= {scenario.scaling_min_cpus}."
             )
+    against_proxy = [s.name for s in scenarios if s.min_vs_proxy is not None]
+    if against_proxy:
+        lines.append(
+            f"- vs proxy: propylon's median rps in the scenario over propylon's in {PROXY}, this "
+            f"run ({', '.join(against_proxy)}: what the feature costs the gateway itself; only "
+            f"propylon gets the feature, nginx runs as in {PROXY})."
+        )
     problems = sorted(
         {f"{r.scenario}/{r.entry} round {r.round}: {r.problem}" for r in records if r.problem}
     )
