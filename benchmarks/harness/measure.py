@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
+import shlex
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import checks
+from harness import access_log, checks
 from harness.entries import BENCH_DIR, ROUTES_FILE, Entry
 from harness.probe import wait_ready
 from harness.processes import (
@@ -62,6 +64,10 @@ class RunRecord:
     upstream_cpu_pct: float | None = None
     client_cpu_pct: float | None = None
     cpus_busy_pct: str = ""
+    warmup_requests: int = 0
+    """wrk's count in the unrecorded warm-up (the access log covers it too)."""
+    access_log_lines: int | None = None
+    """``access-log`` only: lines in the file once the gateway stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,32 +97,41 @@ def measure(
     tag = f"{scenario.name}.{entry.name}.r{round_number}"
     logs = settings.out / "logs"
     group = None
+    log_file: Path | None = None
     scraped = False
     port = UPSTREAM_PORT
     tls_dir = tls_fixtures(settings.out) if scenario.tls else None
     if scenario.tls and entry.tls_command is None:
         return RunRecord(round_number, scenario.name, entry.name, "no TLS listener to measure")
-    if entry.command is not None:
-        run_dir = settings.out / "run" / entry.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cpus = settings.proxy_cpus if scenario.pinned else ""
-        config = ROUTES_FILE
-        if scenario.config is not None:
-            # A native config names its key file itself: the run's key goes into a copy.
-            template = (BENCH_DIR / scenario.config).read_text()
-            config = run_dir / scenario.config
-            config.write_text(
-                template.replace("{rs256_public_file}", env.get("PROPYLON_JWT_PUBLIC_KEY", ""))
-            )
-        if scenario.redis:
-            env = {**env, "PROPYLON_REDIS_URL": bench_redis_url()}
-        command = entry.shell_command(scenario.workers, run_dir, tls_dir, config)
-        scraped = scenario.admin_scraped and entry.feature_checks
-        if scraped:
-            command += f" --admin 127.0.0.1:{ADMIN_PORT}"
-        group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
-        port = PROXY_PORT
+    warmup: LoadResult | None = None
     try:
+        if entry.command is not None:
+            run_dir = settings.out / "run" / entry.name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cpus = settings.proxy_cpus if scenario.pinned else ""
+            config = ROUTES_FILE
+            if scenario.config is not None:
+                # A native config names its key file itself: the run's key goes into a copy.
+                template = (BENCH_DIR / scenario.config).read_text()
+                config = run_dir / scenario.config
+                config.write_text(
+                    template.replace("{rs256_public_file}", env.get("PROPYLON_JWT_PUBLIC_KEY", ""))
+                )
+            if scenario.redis:
+                env = {**env, "PROPYLON_REDIS_URL": bench_redis_url()}
+            command = entry.shell_command(scenario.workers, run_dir, tls_dir, config)
+            # The gateway's own features go to the gateway only: nginx (and whatever
+            # --propylon-cmd starts instead) runs as in the plain scenario.
+            if entry.feature_checks:
+                scraped = scenario.admin_scraped
+                if scraped:
+                    command += f" --admin 127.0.0.1:{ADMIN_PORT}"
+                if scenario.access_log:
+                    log_file = run_dir / access_log.FILE_NAME
+                    log_file.unlink(missing_ok=True)  # a fresh count for every run
+                    command += f" --access-log {shlex.quote(str(log_file))}"
+            group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
+            port = PROXY_PORT
         ready = wait_ready(port, PROFILE_PATH, group)
         if ready is None or ready.status != 200:
             got = "no answer" if ready is None else f"status {ready.status}"
@@ -130,15 +145,17 @@ def measure(
         if not problem and tls_dir is not None:
             port = TLS_PORT
             problem = checks.check_tls_answer(port, scenario, fixtures, client_context(tls_dir))
+        if not problem and log_file is not None and not log_file.exists():
+            problem = f"no {log_file.name} after the first requests: the access log is not on"
         if problem:
             return RunRecord(round_number, scenario.name, entry.name, problem)
         if settings.warmup_seconds > 0:
-            _load(port, scenario, settings, fixtures, settings.warmup_seconds)
+            warmup = _load(port, scenario, settings, fixtures, settings.warmup_seconds)
         cpu_before = busy_ticks_per_cpu()
         proxy_before = sum(group.cpu_ticks()) if group else 0
         upstream_before = sum(upstream.cpu_ticks())
         client_before = _children_cpu_seconds()
-        started = time.monotonic()
+        started_at = time.monotonic()
         if scraped:
             with Scraper() as scraper:
                 result = _load(port, scenario, settings, fixtures, settings.seconds)
@@ -146,7 +163,7 @@ def measure(
             print(f"[{tag}] admin scrapes: {scraper.summary()}", flush=True)
         else:
             result = _load(port, scenario, settings, fixtures, settings.seconds)
-        wall = time.monotonic() - started
+        wall = time.monotonic() - started_at
         proxy_ticks = sum(group.cpu_ticks()) - proxy_before if group else 0
         upstream_ticks = sum(upstream.cpu_ticks()) - upstream_before
         client_seconds = _children_cpu_seconds() - client_before
@@ -167,8 +184,7 @@ def measure(
         problem = f"no request completed; see logs/{tag}.load.txt"
     elif result.errors:
         problem = f"{result.errors} failed requests; see logs/{tag}.load.txt"
-    time.sleep(settings.pause_seconds)
-    return RunRecord(
+    record = RunRecord(
         round=round_number,
         scenario=scenario.name,
         entry=entry.name,
@@ -183,6 +199,22 @@ def measure(
         upstream_cpu_pct=round(100.0 * upstream_ticks / CLOCK_TICKS / wall, 1),
         client_cpu_pct=round(100.0 * client_seconds / wall, 1),
         cpus_busy_pct="/".join(busy),
+        warmup_requests=warmup.requests if warmup else 0,
+    )
+    if log_file is not None:
+        record = _with_access_log(record, log_file, 2 if warmup else 1, settings.connections)
+    time.sleep(settings.pause_seconds)
+    return record
+
+
+def _with_access_log(
+    record: RunRecord, log_file: Path, wrk_runs: int, connections: int
+) -> RunRecord:
+    count = access_log.account(
+        log_file, record.requests + record.warmup_requests, wrk_runs, connections
+    )
+    return dataclasses.replace(
+        record, access_log_lines=count.lines, problem=record.problem or count.problem
     )
 
 

@@ -1,10 +1,11 @@
 """What is measured: the scenarios and their targets (ratios to nginx in the same run, or to
 propylon's own ``proxy`` scenario in the same run).
 
-Targets come from the performance issue, plus the gateway issue's HS256 row. The proxies run
-with the defaults a user gets: propylon's authenticated route is always configured (its
-``Bearer`` key comes from the environment), ``/stats`` recording is always on, and nothing is
-switched off for a number.
+Targets come from the performance issue, plus the gateway issue's HS256 row and the operations
+issue's (#14) access-log row. The proxies run with the defaults a user gets:
+propylon's authenticated route is always configured (its ``Bearer`` key comes from the
+environment), ``/stats`` recording is always on, and nothing is switched off for a number (the
+"vs proxy" scenarios switch one feature on).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class Scenario:
     min_vs_proxy: float | None = None
     """Propylon's median rps here over propylon's median rps in ``proxy``, same run: what a
     feature costs the gateway itself, whatever nginx does. Judged only when ``proxy`` ran."""
+    access_log: bool = False
+    """propylon writes its access log (JSON, the default format) to ``access.log`` in its run
+    folder; the lines are counted against the requests after the run (harness/access_log.py)."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -107,6 +111,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         "proxy only, admin listener scraped every second (/metrics, /dashboard.json)",
         PROFILE_PATH,
         admin_scraped=True,
+    ),
+    Scenario(
+        "access-log",
+        "as proxy, + access log (JSON, to a file)",
+        PROFILE_PATH,
+        access_log=True,
+        min_vs_proxy=0.85,
     ),
     Scenario(
         "tls",

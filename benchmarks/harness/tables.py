@@ -89,6 +89,13 @@ def notes(
                 f"CPU{'s' if cpus != 1 else ''}, and wrk plus U keep one of them busy, so "
                 f"scaling is only judged with >= {scenario.scaling_min_cpus}."
             )
+        gateway_runs = [r for r in records if r.scenario == scenario.name and r.entry == GATEWAY]
+        if scenario.access_log and gateway_runs:
+            lines.append(
+                f"- {scenario.name}: access log lines vs wrk's requests (warm-up + "
+                "measured; the harness's probe and checks and wrk's requests in flight "
+                "at its end come on top): " + "; ".join(map(_lines_vs_requests, gateway_runs)) + "."
+            )
     against_proxy = [s.name for s in scenarios if s.min_vs_proxy is not None]
     if against_proxy:
         lines.append(
@@ -103,6 +110,14 @@ def notes(
         lines.append("- runs left out of the medians:")
         lines.extend(f"  - {problem}" for problem in problems)
     return lines
+
+
+def _lines_vs_requests(r: RunRecord) -> str:
+    if r.access_log_lines is None:
+        return f"r{r.round} -"
+    wrk = r.requests + r.warmup_requests
+    extra = r.access_log_lines - wrk
+    return f"r{r.round} {r.access_log_lines:,} lines / {wrk:,} requests ({extra:+,})"
 
 
 def num(value: float | None, digits: int = 2) -> str:
