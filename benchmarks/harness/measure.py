@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import access_log, checks
+from harness import access_log, checks, spans
 from harness.entries import BENCH_DIR, ROUTES_FILE, Entry
+from harness.otlp_receiver import Receiver, ReceiverCounts
 from harness.probe import wait_ready
 from harness.processes import (
     CLOCK_TICKS,
@@ -65,9 +66,17 @@ class RunRecord:
     client_cpu_pct: float | None = None
     cpus_busy_pct: str = ""
     warmup_requests: int = 0
-    """wrk's count in the unrecorded warm-up (the access log covers it too)."""
+    """wrk's count in the unrecorded warm-up (the access log and the spans cover it too)."""
     access_log_lines: int | None = None
     """``access-log`` only: lines in the file once the gateway stopped."""
+    spans_received: int | None = None
+    """``tracing-export`` only, from here on: what the receiver decoded, once the gateway
+    stopped (its last batches included) ..."""
+    spans_exported: int | None = None
+    """... and the gateway's own counters (``/stats``), read after the load, exports done."""
+    spans_dropped: int | None = None
+    receiver_cpu_pct: float | None = None
+    """The receiver's CPU during the measured load (it shares wrk's and U's CPU)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,7 @@ def measure(
     tag = f"{scenario.name}.{entry.name}.r{round_number}"
     logs = settings.out / "logs"
     group = None
+    receiver: Receiver | None = None
     log_file: Path | None = None
     scraped = False
     port = UPSTREAM_PORT
@@ -104,6 +114,9 @@ def measure(
     if scenario.tls and entry.tls_command is None:
         return RunRecord(round_number, scenario.name, entry.name, "no TLS listener to measure")
     warmup: LoadResult | None = None
+    gateway_spans: spans.GatewaySpans | None = None
+    final_counts: ReceiverCounts | None = None
+    receiver_seconds: float | None = None
     try:
         if entry.command is not None:
             run_dir = settings.out / "run" / entry.name
@@ -130,6 +143,16 @@ def measure(
                     log_file = run_dir / access_log.FILE_NAME
                     log_file.unlink(missing_ok=True)  # a fresh count for every run
                     command += f" --access-log {shlex.quote(str(log_file))}"
+                if scenario.otlp_export:
+                    started = Receiver.start(
+                        run_dir, settings.client_cpus, env, logs / f"{tag}.otlp.log"
+                    )
+                    if isinstance(started, str):
+                        return RunRecord(round_number, scenario.name, entry.name, started)
+                    receiver = started
+                    command += (
+                        f" --otlp-endpoint {shlex.quote(receiver.traces_url)} --otlp-sample-ratio 1"
+                    )
             group = ProcessGroup(entry.name, command, cpus, env, logs / f"{tag}.proxy.log")
             port = PROXY_PORT
         ready = wait_ready(port, PROFILE_PATH, group)
@@ -154,6 +177,7 @@ def measure(
         cpu_before = busy_ticks_per_cpu()
         proxy_before = sum(group.cpu_ticks()) if group else 0
         upstream_before = sum(upstream.cpu_ticks())
+        receiver_before = receiver.cpu_seconds() if receiver else 0.0
         client_before = _children_cpu_seconds()
         started_at = time.monotonic()
         if scraped:
@@ -166,14 +190,25 @@ def measure(
         wall = time.monotonic() - started_at
         proxy_ticks = sum(group.cpu_ticks()) - proxy_before if group else 0
         upstream_ticks = sum(upstream.cpu_ticks()) - upstream_before
+        if receiver is not None:
+            receiver_seconds = receiver.cpu_seconds() - receiver_before
         client_seconds = _children_cpu_seconds() - client_before
         cpu_after = busy_ticks_per_cpu()
         rss_kib = group.memory_kib("VmHWM") if group else 0
+        if receiver is not None:
+            # Before the gateway stops: /stats is on its port, and its counters are final
+            # for this load once the exporter has sent what was queued.
+            spans.wait_until_quiet(receiver)
+            gateway_spans = spans.gateway_spans(PROXY_PORT)
     finally:
         if group is not None:
             group.stop()
             if not wait_port_free(PROXY_PORT):
                 print(f"[{tag}] port {PROXY_PORT} still busy after stop", flush=True)
+        if receiver is not None:
+            # After the gateway: a stopping gateway sends what it still holds.
+            final_counts = receiver.counts()
+            receiver.stop()
     (logs / f"{tag}.load.txt").write_text(result.raw)
     busy = []
     for cpu in sorted(cpu_after):
@@ -203,6 +238,8 @@ def measure(
     )
     if log_file is not None:
         record = _with_access_log(record, log_file, 2 if warmup else 1, settings.connections)
+    if receiver is not None:
+        record = _with_spans(record, gateway_spans, final_counts, receiver_seconds, wall, tag)
     time.sleep(settings.pause_seconds)
     return record
 
@@ -215,6 +252,35 @@ def _with_access_log(
     )
     return dataclasses.replace(
         record, access_log_lines=count.lines, problem=record.problem or count.problem
+    )
+
+
+def _with_spans(
+    record: RunRecord,
+    gateway: spans.GatewaySpans | None,
+    received: ReceiverCounts | None,
+    receiver_seconds: float | None,
+    wall: float,
+    tag: str,
+) -> RunRecord:
+    problem = record.problem
+    if received is None:
+        problem = problem or f"the OTLP receiver did not answer at the end; see logs/{tag}.otlp.log"
+    elif received.spans == 0:
+        problem = problem or f"no span reached the OTLP receiver; see logs/{tag}.proxy.log"
+    elif received.rejected:
+        problem = problem or f"the OTLP receiver could not decode {received.rejected} exports"
+    if gateway is None:
+        problem = problem or "GET /stats gave no tracing counters after the run"
+    return dataclasses.replace(
+        record,
+        problem=problem,
+        spans_received=received.spans if received else None,
+        spans_exported=gateway.exported if gateway else None,
+        spans_dropped=gateway.dropped if gateway else None,
+        receiver_cpu_pct=(
+            round(100.0 * receiver_seconds / wall, 1) if receiver_seconds is not None else None
+        ),
     )
 
 

@@ -2,7 +2,7 @@
 propylon's own ``proxy`` scenario in the same run).
 
 Targets come from the performance issue, plus the gateway issue's HS256 row and the operations
-issue's (#14) access-log row. The proxies run with the defaults a user gets:
+issue's (#14) access-log and tracing rows. The proxies run with the defaults a user gets:
 propylon's authenticated route is always configured (its ``Bearer`` key comes from the
 environment), ``/stats`` recording is always on, and nothing is switched off for a number (the
 "vs proxy" scenarios switch one feature on).
@@ -62,6 +62,9 @@ class Scenario:
     access_log: bool = False
     """propylon writes its access log (JSON, the default format) to ``access.log`` in its run
     folder; the lines are counted against the requests after the run (harness/access_log.py)."""
+    otlp_export: bool = False
+    """propylon exports every request's spans (sample ratio 1) to the harness's OTLP/HTTP
+    receiver (harness/otlp_receiver.py), which counts them; so do the gateway's /stats."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -118,6 +121,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         PROFILE_PATH,
         access_log=True,
         min_vs_proxy=0.85,
+    ),
+    Scenario(
+        "tracing-export",
+        "as proxy, + spans exported (sampling 1.0) to a local OTLP receiver",
+        PROFILE_PATH,
+        otlp_export=True,
+        min_vs_proxy=0.70,
     ),
     Scenario(
         "tls",

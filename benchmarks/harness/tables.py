@@ -8,6 +8,7 @@ from harness.entries import GATEWAY, REFERENCE
 from harness.measure import RunRecord
 from harness.report import EntrySummary, Verdict
 from harness.scenarios import PROXY, Scenario
+from harness.spans import SPANS_PER_REQUEST, per_request
 
 MAIN_HEADER = (
     "| scenario | nginx rps | propylon rps | ratio | vs proxy | target | nginx p99 ms "
@@ -96,6 +97,14 @@ def notes(
                 "measured; the harness's probe and checks and wrk's requests in flight "
                 "at its end come on top): " + "; ".join(map(_lines_vs_requests, gateway_runs)) + "."
             )
+        if scenario.otlp_export and gateway_runs:
+            lines.append(
+                f"- {scenario.name}: spans (expected {SPANS_PER_REQUEST} per request: "
+                "the request and its upstream call; the gateway drops spans by design "
+                "when its export queue is full): "
+                + "; ".join(map(_span_account, gateway_runs))
+                + "."
+            )
     against_proxy = [s.name for s in scenarios if s.min_vs_proxy is not None]
     if against_proxy:
         lines.append(
@@ -118,6 +127,18 @@ def _lines_vs_requests(r: RunRecord) -> str:
     wrk = r.requests + r.warmup_requests
     extra = r.access_log_lines - wrk
     return f"r{r.round} {r.access_log_lines:,} lines / {wrk:,} requests ({extra:+,})"
+
+
+def _span_account(r: RunRecord) -> str:
+    requests = r.requests + r.warmup_requests
+    received = "-" if r.spans_received is None else f"{r.spans_received:,}"
+    exported = "-" if r.spans_exported is None else f"{r.spans_exported:,}"
+    dropped = "-" if r.spans_dropped is None else f"{r.spans_dropped:,}"
+    return (
+        f"r{r.round} {received} received for {requests:,} requests "
+        f"({num(per_request(r.spans_received, requests))} per request), gateway exported "
+        f"{exported}, dropped {dropped}, receiver CPU {num(r.receiver_cpu_pct, 0)}%"
+    )
 
 
 def num(value: float | None, digits: int = 2) -> str:
