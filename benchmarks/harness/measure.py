@@ -24,7 +24,7 @@ from harness.processes import (
     run_client,
     wait_port_free,
 )
-from harness.scenarios import PROFILE_PATH, Scenario
+from harness.scenarios import CLIENT_TRACEPARENT, PROFILE_PATH, Scenario
 from harness.scrape import ADMIN_PORT, Scraper
 from harness.tls import TLS_PORT, client_context, tls_fixtures
 from harness.wrk import LoadSpec, parse_wrk, run_wrk
@@ -295,6 +295,8 @@ def _load(
         headers = (f"Authorization: Bearer {fixtures.tokens[scenario.algorithm]}",)
     if scenario.origin is not None:
         headers = (*headers, f"Origin: {scenario.origin}")
+    if scenario.traceparent:
+        headers = (*headers, f"traceparent: {CLIENT_TRACEPARENT}")
     spec = LoadSpec(
         url=f"{'https' if scenario.tls else 'http'}://127.0.0.1:{port}{scenario.path}",
         seconds=seconds,

@@ -18,6 +18,9 @@ EDGE_PATH = "/edge/profiles/12345"
 EDGE_ORIGIN = "https://app.example"
 PROXY = "proxy"
 """The scenario ``min_vs_proxy`` compares with: plain proxying, everything else default."""
+CLIENT_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+"""What the client sends in ``tracing-propagation`` (the W3C spec's example, sampled): the
+same on every request, so wrk needs no script, which would cost the client CPU alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class Scenario:
     otlp_export: bool = False
     """propylon exports every request's spans (sample ratio 1) to the harness's OTLP/HTTP
     receiver (harness/otlp_receiver.py), which counts them; so do the gateway's /stats."""
+    traceparent: bool = False
+    """Requests carry ``traceparent: CLIENT_TRACEPARENT``, which the gateway continues."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -128,6 +133,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         PROFILE_PATH,
         otlp_export=True,
         min_vs_proxy=0.70,
+    ),
+    Scenario(
+        "tracing-propagation",
+        "as proxy, the client's traceparent continued (no export)",
+        PROFILE_PATH,
+        traceparent=True,
+        # "Within noise": propagation is always on, so proxy is the off baseline.
+        min_vs_proxy=0.95,
     ),
     Scenario(
         "tls",

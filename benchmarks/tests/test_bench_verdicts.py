@@ -145,3 +145,22 @@ def test_without_a_proxy_run_the_share_is_not_judged_and_the_verdict_says_so(
     assert verdict.vs_proxy is None
     assert verdict.outcome == REPORT  # neither a pass nor a fail: it was not measured
     assert verdict.reasons == ("vs proxy not judged: no usable propylon run of proxy in this run",)
+
+
+def test_the_feature_scenarios_are_the_proxy_scenario_plus_one_gateway_feature() -> None:
+    proxy = BY_NAME["proxy"]
+    features = {
+        name: BY_NAME[name] for name in ("access-log", "tracing-export", "tracing-propagation")
+    }
+
+    assert {name: s.min_vs_proxy for name, s in features.items()} == {
+        "access-log": 0.85,
+        "tracing-export": 0.70,
+        "tracing-propagation": 0.95,
+    }
+    assert all(s.path == proxy.path and s.min_ratio is None for s in features.values())
+    assert [(s.access_log, s.otlp_export, s.traceparent) for s in features.values()] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
