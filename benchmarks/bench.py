@@ -35,6 +35,7 @@ from harness import scenarios as catalogue
 from harness.checks import Fixtures
 from harness.entries import GATEWAY, Entry, build_entries
 from harness.measure import PROXY_PORT, UPSTREAM_PORT, RunRecord, Settings, bench_redis_url, measure
+from harness.otlp_receiver import proto_available
 from harness.processes import port_in_use, stop_all
 from harness.report import BROKEN, FAIL, judge, summarize
 from harness.scenarios import Scenario
@@ -122,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         # A machine without Redis still benchmarks everything else (make test's smoke run).
         print(f"SKIPPED edge-redis: no Redis answers at {bench_redis_url()}", flush=True)
         scenarios = [s for s in scenarios if not s.redis]
+    if any(s.otlp_export for s in scenarios) and not proto_available():
+        # The receiver decodes with opentelemetry-proto, from the [otlp] extra (make install).
+        print(
+            "SKIPPED tracing-export: no opentelemetry-proto in this Python "
+            "(pip install -e '.[otlp]')",
+            flush=True,
+        )
+        scenarios = [s for s in scenarios if not s.otlp_export]
     busy = [port for port in (PROXY_PORT, UPSTREAM_PORT) if port_in_use(port)]
     if busy:
         print(
@@ -229,7 +238,7 @@ def _report(
         f"propylon vs nginx: {args.rounds} round(s) x {settings.seconds:g} s, wrk -t"
         f"{settings.threads} -c{settings.connections}, proxy on CPU {settings.proxy_cpus or 'any'}"
         f", wrk+U on CPU {settings.client_cpus or 'any'}, {cpus} CPUs, medians; ratio = "
-        "propylon / nginx"
+        "propylon / nginx; vs proxy = propylon / propylon in proxy"
     )
     lines = notes(scenarios, summary, verdicts, records, settings.upload_bytes, cpus)
     markdown = "\n\n".join(

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.entries import Entry
 from harness.probe import Answer, request
-from harness.scenarios import Scenario
+from harness.scenarios import CLIENT_TRACEPARENT, Scenario
 from harness.tokens import SUBJECT, rotation_subject
 
 CHECK_UPLOAD_BYTES = 64 * 1024
 WHOAMI_PATH = "/secure/whoami"
+TRACED_PATH = "/profiles/traced"
+"""Proxied by the plain profiles route to U's echo of the traceparent it received."""
+TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,31 @@ def check_answers(port: int, scenario: Scenario, entry: Entry, fixtures: Fixture
             return f"GET {scenario.path}: Access-Control-Allow-Origin {allowed!r}, CORS is not on"
     if entry.feature_checks and scenario.config is not None and "ratelimit" not in answer.headers:
         return f"GET {scenario.path}: no RateLimit header, the rate limit is not on"
+    if entry.feature_checks and scenario.traceparent:
+        return _check_trace_continued(port)
     if entry.feature_checks and scenario.bearer:
         return _check_authentication(port, scenario, headers, subject)
+    return ""
+
+
+def _check_trace_continued(port: int) -> str:
+    """U received the client's trace id with a span id of the gateway's own: the gateway
+    parsed and continued the trace (rather than dropping or merely copying the header)."""
+    answer = request(port, TRACED_PATH, headers={"traceparent": CLIENT_TRACEPARENT})
+    if answer is None or answer.status != 200:
+        return f"GET {TRACED_PATH}: {_what(answer)}, expected 200"
+    try:
+        sent = json.loads(answer.body).get("traceparent", "")
+    except (ValueError, AttributeError):
+        return f"GET {TRACED_PATH}: U's answer came back altered: {answer.body[:80]!r}"
+    client = TRACEPARENT.fullmatch(CLIENT_TRACEPARENT)
+    upstream = TRACEPARENT.fullmatch(sent)
+    assert client is not None
+    if upstream is None or upstream[1] != client[1] or upstream[2] == client[2]:
+        return (
+            f"GET {TRACED_PATH}: U got traceparent {sent!r}, expected trace {client[1]} "
+            "with a new span id"
+        )
     return ""
 
 

@@ -1,4 +1,5 @@
-"""Medians over rounds, ratios to nginx, verdicts against the targets, and the tables."""
+"""Medians over rounds, ratios to nginx (and to propylon's own ``proxy`` scenario), and
+verdicts against the targets."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from harness.entries import GATEWAY, REFERENCE
 from harness.measure import RunRecord
-from harness.scenarios import BY_NAME, Scenario
+from harness.scenarios import PROXY, Scenario
 
 PASS = "pass"
 FAIL = "FAIL"
@@ -40,6 +41,9 @@ class Verdict:
     ratio: float | None
     p99_ratio: float | None
     scaling: float | None
+    vs_proxy: float | None
+    """Propylon's median rps here over its median in ``proxy``, same run (scenarios with
+    ``min_vs_proxy`` only); None when either is missing."""
     target: str
     outcome: str
     reasons: tuple[str, ...]
@@ -91,12 +95,12 @@ def judge(
     nginx, gateway = pair.get(REFERENCE), pair.get(GATEWAY)
     if nginx is None or gateway is None:
         return Verdict(
-            scenario.name, None, None, None, target, BROKEN, _problems(scenario, records)
+            scenario.name, None, None, None, None, target, BROKEN, _problems(scenario, records)
         )
     ratio = gateway.rps / nginx.rps if nginx.rps else None
     p99_ratio = _ratio(gateway.p99_ms, nginx.p99_ms)
     scaling = None
-    one_worker = summary.get(BY_NAME["proxy"].name, {}).get(GATEWAY)
+    one_worker = summary.get(PROXY, {}).get(GATEWAY)
     if scenario.min_scaling is not None and one_worker is not None and one_worker.rps:
         scaling = gateway.rps / one_worker.rps
     reasons = []
@@ -113,8 +117,33 @@ def judge(
         judged = True
         if scaling is None or scaling < scenario.min_scaling:
             reasons.append(f"scaling {_num(scaling)} < {scenario.min_scaling:.1f}")
-    outcome = (FAIL if reasons else PASS) if judged else REPORT
-    return Verdict(scenario.name, ratio, p99_ratio, scaling, target, outcome, tuple(reasons))
+    vs_proxy = None
+    unjudged = []
+    if scenario.min_vs_proxy is not None:
+        if one_worker is None or not one_worker.rps:
+            # Said in the verdict: a target that could not be judged is not a pass.
+            unjudged.append(f"vs proxy not judged: no usable propylon run of {PROXY} in this run")
+        else:
+            vs_proxy = gateway.rps / one_worker.rps
+            judged = True
+            if vs_proxy < scenario.min_vs_proxy:
+                reasons.append(f"vs proxy {vs_proxy:.2f} < {scenario.min_vs_proxy:.2f}")
+    if reasons:
+        outcome = FAIL
+    elif judged and not unjudged:
+        outcome = PASS
+    else:
+        outcome = REPORT
+    return Verdict(
+        scenario.name,
+        ratio,
+        p99_ratio,
+        scaling,
+        vs_proxy,
+        target,
+        outcome,
+        (*reasons, *unjudged),
+    )
 
 
 def _problems(scenario: Scenario, records: Sequence[RunRecord]) -> tuple[str, ...]:
@@ -152,6 +181,8 @@ def _target_text(scenario: Scenario, cpus: int) -> str:
             else f", judged on >= {scenario.scaling_min_cpus} CPUs"
         )
         parts.append(f"{scenario.min_scaling:.1f}x one worker{judged}")
+    if scenario.min_vs_proxy is not None:
+        parts.append(f"vs proxy >= {scenario.min_vs_proxy:.2f}")
     return ", ".join(parts) or "report"
 
 

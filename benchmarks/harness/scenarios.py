@@ -1,9 +1,11 @@
-"""What is measured: the scenarios and their targets (ratios to nginx in the same run).
+"""What is measured: the scenarios and their targets (ratios to nginx in the same run, or to
+propylon's own ``proxy`` scenario in the same run).
 
-Targets come from the performance issue, plus the gateway issue's HS256 row. The proxies run
-with the defaults a user gets: propylon's authenticated route is always configured (its
-``Bearer`` key comes from the environment), ``/stats`` recording is always on, and nothing is
-switched off for a number.
+Targets come from the performance issue, plus the gateway issue's HS256 row and the operations
+issue's (#14) access-log and tracing rows. The proxies run with the defaults a user gets:
+propylon's authenticated route is always configured (its ``Bearer`` key comes from the
+environment), ``/stats`` recording is always on, and nothing is switched off for a number (the
+"vs proxy" scenarios switch one feature on).
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ PROFILE_PATH = "/profiles/12345"
 SECURE_PATH = "/secure/profiles/12345"
 EDGE_PATH = "/edge/profiles/12345"
 EDGE_ORIGIN = "https://app.example"
+PROXY = "proxy"
+"""The scenario ``min_vs_proxy`` compares with: plain proxying, everything else default."""
+CLIENT_TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+"""What the client sends in ``tracing-propagation`` (the W3C spec's example, sampled): the
+same on every request, so wrk needs no script, which would cost the client CPU alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,22 @@ class Scenario:
     admin_scraped: bool = False
     """propylon runs with ``--admin 127.0.0.1:9901``, scraped every second during the load
     (``/metrics`` and ``/dashboard.json``: harness/scrape.py); other entries run as usual."""
+    min_vs_proxy: float | None = None
+    """Propylon's median rps here over propylon's median rps in ``proxy``, same run: what a
+    feature costs the gateway itself, whatever nginx does. Judged only when ``proxy`` ran."""
+    access_log: bool = False
+    """propylon writes its access log (JSON, the default format) to ``access.log`` in its run
+    folder; the lines are counted against the requests after the run (harness/access_log.py)."""
+    otlp_export: bool = False
+    """propylon exports every request's spans (sample ratio 1) to the harness's OTLP/HTTP
+    receiver (harness/otlp_receiver.py), which counts them; so do the gateway's /stats."""
+    traceparent: bool = False
+    """Requests carry ``traceparent: CLIENT_TRACEPARENT``, which the gateway continues."""
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
-        "proxy",
+        PROXY,
         "proxy only, ~200 B JSON, keep-alive",
         PROFILE_PATH,
         min_ratio=0.60,
@@ -101,6 +119,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         "proxy only, admin listener scraped every second (/metrics, /dashboard.json)",
         PROFILE_PATH,
         admin_scraped=True,
+    ),
+    Scenario(
+        "access-log",
+        "as proxy, + access log (JSON, to a file)",
+        PROFILE_PATH,
+        access_log=True,
+        min_vs_proxy=0.85,
+    ),
+    Scenario(
+        "tracing-export",
+        "as proxy, + spans exported (sampling 1.0) to a local OTLP receiver",
+        PROFILE_PATH,
+        otlp_export=True,
+        min_vs_proxy=0.70,
+    ),
+    Scenario(
+        "tracing-propagation",
+        "as proxy, the client's traceparent continued (no export)",
+        PROFILE_PATH,
+        traceparent=True,
+        # "Within noise": propagation is always on, so proxy is the off baseline.
+        min_vs_proxy=0.95,
     ),
     Scenario(
         "tls",

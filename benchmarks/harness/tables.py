@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from harness.entries import GATEWAY, REFERENCE
 from harness.measure import RunRecord
 from harness.report import EntrySummary, Verdict
-from harness.scenarios import Scenario
+from harness.scenarios import PROXY, Scenario
+from harness.spans import SPANS_PER_REQUEST, per_request
 
 MAIN_HEADER = (
-    "| scenario | nginx rps | propylon rps | ratio | target | nginx p99 ms | propylon p99 ms "
-    "| p99 ratio | propylon peak RSS MiB | pass/fail |\n"
-    "|---|---:|---:|---:|---|---:|---:|---:|---:|---|"
+    "| scenario | nginx rps | propylon rps | ratio | vs proxy | target | nginx p99 ms "
+    "| propylon p99 ms | p99 ratio | propylon peak RSS MiB | pass/fail |\n"
+    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"
 )
 DETAIL_HEADER = (
     "| scenario | entry | runs | rps (median) | rps min-max | p50 ms | p99 ms | peak RSS MiB "
@@ -38,7 +39,7 @@ def main_table(
             outcome += ": " + "; ".join(verdict.reasons)
         lines.append(
             f"| {scenario.name}: {scenario.title} | {_rps(nginx)} | {_rps(gateway)} "
-            f"| {num(verdict.ratio)} | {verdict.target} "
+            f"| {num(verdict.ratio)} | {num(verdict.vs_proxy)} | {verdict.target} "
             f"| {num(nginx_p99)} | {num(gateway_p99)} "
             f"| {num(verdict.p99_ratio)} | {num(gateway.rss_mib if gateway else None, 1)} "
             f"| {outcome} |"
@@ -89,6 +90,28 @@ def notes(
                 f"CPU{'s' if cpus != 1 else ''}, and wrk plus U keep one of them busy, so "
                 f"scaling is only judged with >= {scenario.scaling_min_cpus}."
             )
+        gateway_runs = [r for r in records if r.scenario == scenario.name and r.entry == GATEWAY]
+        if scenario.access_log and gateway_runs:
+            lines.append(
+                f"- {scenario.name}: access log lines vs wrk's requests (warm-up + "
+                "measured; the harness's probe and checks and wrk's requests in flight "
+                "at its end come on top): " + "; ".join(map(_lines_vs_requests, gateway_runs)) + "."
+            )
+        if scenario.otlp_export and gateway_runs:
+            lines.append(
+                f"- {scenario.name}: spans (expected {SPANS_PER_REQUEST} per request: "
+                "the request and its upstream call; the gateway drops spans by design "
+                "when its export queue is full): "
+                + "; ".join(map(_span_account, gateway_runs))
+                + "."
+            )
+    against_proxy = [s.name for s in scenarios if s.min_vs_proxy is not None]
+    if against_proxy:
+        lines.append(
+            f"- vs proxy: propylon's median rps in the scenario over propylon's in {PROXY}, this "
+            f"run ({', '.join(against_proxy)}: what the feature costs the gateway itself; only "
+            f"propylon gets the feature, nginx runs as in {PROXY})."
+        )
     problems = sorted(
         {f"{r.scenario}/{r.entry} round {r.round}: {r.problem}" for r in records if r.problem}
     )
@@ -96,6 +119,26 @@ def notes(
         lines.append("- runs left out of the medians:")
         lines.extend(f"  - {problem}" for problem in problems)
     return lines
+
+
+def _lines_vs_requests(r: RunRecord) -> str:
+    if r.access_log_lines is None:
+        return f"r{r.round} -"
+    wrk = r.requests + r.warmup_requests
+    extra = r.access_log_lines - wrk
+    return f"r{r.round} {r.access_log_lines:,} lines / {wrk:,} requests ({extra:+,})"
+
+
+def _span_account(r: RunRecord) -> str:
+    requests = r.requests + r.warmup_requests
+    received = "-" if r.spans_received is None else f"{r.spans_received:,}"
+    exported = "-" if r.spans_exported is None else f"{r.spans_exported:,}"
+    dropped = "-" if r.spans_dropped is None else f"{r.spans_dropped:,}"
+    return (
+        f"r{r.round} {received} received for {requests:,} requests "
+        f"({num(per_request(r.spans_received, requests))} per request), gateway exported "
+        f"{exported}, dropped {dropped}, receiver CPU {num(r.receiver_cpu_pct, 0)}%"
+    )
 
 
 def num(value: float | None, digits: int = 2) -> str:

@@ -1,7 +1,7 @@
 import pytest
 from harness.measure import RunRecord
 from harness.report import BROKEN, FAIL, PASS, REPORT, judge, summarize
-from harness.scenarios import BY_NAME, select
+from harness.scenarios import BY_NAME, PROFILE_PATH, Scenario, select
 
 
 def run(
@@ -96,3 +96,71 @@ def test_only_the_rs256_scenarios_give_propylon_an_rs256_key() -> None:
 
     assert rs256 == {"jwt-rs256", "jwt-rs256-rotate", "edge", "edge-workers2", "edge-redis"}
     assert all(s.bearer for s in BY_NAME.values() if s.rotate)
+
+
+FEATURE = Scenario("feature", "as proxy, + one gateway feature", PROFILE_PATH, min_vs_proxy=0.85)
+
+
+def test_a_feature_scenario_passes_against_proxy_in_the_same_run() -> None:
+    records = [
+        run("proxy", "nginx", 200),
+        run("proxy", "propylon", 100),
+        run("feature", "nginx", 200),
+        run("feature", "propylon", 90),
+    ]
+    verdict = judge(FEATURE, summarize(records), records)
+
+    assert verdict.vs_proxy == pytest.approx(0.90)
+    assert verdict.ratio == pytest.approx(0.45)  # shown, but not what this scenario is held to
+    assert verdict.target == "vs proxy >= 0.85"
+    assert (verdict.outcome, verdict.reasons) == (PASS, ())
+
+
+def test_a_feature_scenario_below_its_share_of_proxy_fails_with_the_reason() -> None:
+    records = [
+        run("proxy", "nginx", 200),
+        run("proxy", "propylon", 100),
+        run("feature", "nginx", 200),
+        run("feature", "propylon", 80),
+    ]
+    verdict = judge(FEATURE, summarize(records), records)
+
+    assert verdict.vs_proxy == pytest.approx(0.80)
+    assert verdict.outcome == FAIL
+    assert verdict.reasons == ("vs proxy 0.80 < 0.85",)
+
+
+@pytest.mark.parametrize("proxy_runs", ["absent", "broken"])
+def test_without_a_proxy_run_the_share_is_not_judged_and_the_verdict_says_so(
+    proxy_runs: str,
+) -> None:
+    records = [run("feature", "nginx", 200), run("feature", "propylon", 10)]
+    if proxy_runs == "broken":
+        records += [
+            run("proxy", "nginx", 200),
+            run("proxy", "propylon", 0, problem="did not answer 200"),
+        ]
+    verdict = judge(FEATURE, summarize(records), records)
+
+    assert verdict.vs_proxy is None
+    assert verdict.outcome == REPORT  # neither a pass nor a fail: it was not measured
+    assert verdict.reasons == ("vs proxy not judged: no usable propylon run of proxy in this run",)
+
+
+def test_the_feature_scenarios_are_the_proxy_scenario_plus_one_gateway_feature() -> None:
+    proxy = BY_NAME["proxy"]
+    features = {
+        name: BY_NAME[name] for name in ("access-log", "tracing-export", "tracing-propagation")
+    }
+
+    assert {name: s.min_vs_proxy for name, s in features.items()} == {
+        "access-log": 0.85,
+        "tracing-export": 0.70,
+        "tracing-propagation": 0.95,
+    }
+    assert all(s.path == proxy.path and s.min_ratio is None for s in features.values())
+    assert [(s.access_log, s.otlp_export, s.traceparent) for s in features.values()] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
