@@ -177,7 +177,7 @@ def json_text(value: bytes | None) -> bytes:
     return b"".join(parts)
 
 
-def json_parts(
+def json_line(
     now: float,
     request_id: bytes | None,
     client: str,
@@ -196,9 +196,9 @@ def json_parts(
     traceparent: bytes | None,
     user_agent: bytes | None,
     worker: int,
-) -> list[bytes]:
-    """One JSON object and its newline, as the fragments it is made of (``now``: epoch
-    seconds; durations in seconds): the line of any answer, null where a fact is absent."""
+) -> bytes:
+    """One JSON object and its newline (``now``: epoch seconds; durations in seconds): the
+    line of any answer, null where a fact is absent."""
     parts = [_TIME, json_time(now), _REQUEST_ID]
     _text(parts, request_id)
     parts.append(_CLIENT)
@@ -234,7 +234,7 @@ def json_parts(
     parts.append(_USER_AGENT)
     _text(parts, user_agent)
     parts += (_WORKER, _number(worker), _END)
-    return parts
+    return b"".join(parts)
 
 
 def proxied_json_line(
@@ -257,7 +257,7 @@ def proxied_json_line(
     user_agent: bytes | None,
     worker: bytes,
 ) -> bytes:
-    """A proxied request's line, the one built on every request: ``json_parts``' line
+    """A proxied request's line, the one built on every request: ``json_line``'s line
     with the facts every proxied request has spelt directly (the tests hold both to the
     same output). ``route``, ``upstream``, ``rate_limit`` and ``worker`` come as JSON
     already (``json_fragment``: worked out once per route, host and worker); ``client``
@@ -316,51 +316,6 @@ def json_fragment(value: str | int | None) -> bytes:
     parts: list[bytes] = []
     _string(parts, value)
     return b"".join(parts)
-
-
-def json_line(
-    now: float,
-    request_id: bytes | None,
-    client: str,
-    method: bytes | None,
-    route: str | None,
-    path: bytes | None,
-    status: int,
-    bytes_in: int,
-    bytes_out: int,
-    duration: float | None,
-    upstream_duration: float | None,
-    upstream: str | None,
-    sub: str | None,
-    rate_limit: str | None,
-    error: str | None,
-    traceparent: bytes | None,
-    user_agent: bytes | None,
-    worker: int,
-) -> bytes:
-    """``json_parts``, joined: one whole line."""
-    return b"".join(
-        json_parts(
-            now,
-            request_id,
-            client,
-            method,
-            route,
-            path,
-            status,
-            bytes_in,
-            bytes_out,
-            duration,
-            upstream_duration,
-            upstream,
-            sub,
-            rate_limit,
-            error,
-            traceparent,
-            user_agent,
-            worker,
-        )
-    )
 
 
 # -- the combined format ----------------------------------------------------------------------
