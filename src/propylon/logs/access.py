@@ -312,7 +312,7 @@ class AccessLog:
         decision = None
         for position in route[1]:
             if position < answered_at:
-                decision = "allowed"
+                decision = ALLOWED
             elif position == answered_at:
                 kind = reply.kind
                 codemessage = kind.codemessage if kind is not None else ""

@@ -2,19 +2,19 @@
 Apache's combined format.
 
 ``FIELDS`` is the list of what a line carries, in order. ``json_line`` and
-``combined_line`` take exactly these facts as arguments, in this order, as the engine holds
-them (bytes as received, seconds as floats); the tests hold every line to this list. A new
-field is one name here and one argument in each function. Absent values are ``null`` in
+``proxied_json_line`` take exactly these facts as arguments, in this order, as the engine
+holds them (bytes as received, seconds as floats), and ``combined_line`` those Apache's
+format has; the tests hold every line to this list. A new field is one name here and one
+argument in each JSON builder. Absent values are ``null`` in
 JSON (every line has every key, which log pipelines index most easily) and ``-`` in the
 combined format.
 
-A JSON line is a list of ready-made fragments that the writer joins with the other lines
-when it writes them, not a dict handed to a JSON encoder: on a proxied request the line is
-most of the log's cost, and an 18-key dict encoded by orjson cost about 38,000 instructions,
-most of a proxied request's own 52,000 (docs/performance.md, "The access log"). Values a
-client chose (the path, the request id, the ``User-Agent``, the ``sub``) are escaped by
-orjson whenever they hold anything but plain printable ASCII, so a line always parses and
-is always one line.
+A JSON line is one join of ready-made fragments (constant keys, values as received), not
+a dict handed to a JSON encoder: on a proxied request the line is most of the log's cost,
+and an 18-key dict encoded by orjson cost about 38,000 instructions, most of a proxied
+request's own 52,000 (docs/performance.md, "The access log"). Values a client chose (the
+path, the request id, the ``User-Agent``, the ``sub``) are escaped by orjson whenever they
+hold anything but plain printable ASCII, so a line always parses and is always one line.
 """
 
 from __future__ import annotations
@@ -129,10 +129,8 @@ def _text(parts: list[bytes], value: bytes | None) -> None:
     """A JSON string of bytes as received (read as Latin-1, like the rest of the gateway)."""
     if value is None:
         parts.append(NULL)
-    elif _TRANSLATE(value, _PLAIN) is value:
-        parts += (_QUOTE, value, _QUOTE)
     else:
-        parts.append(orjson.dumps(value.decode("latin-1")))
+        parts += (_QUOTE, _plain(value), _QUOTE)
 
 
 def _string(parts: list[bytes], value: str | None) -> None:

@@ -1,8 +1,8 @@
 """Whole lines to a file or standard output, without a write per request.
 
 The loop only appends a line to a list. Every ``FLUSH_INTERVAL`` (and whenever
-``HANDOFF_LINES`` have gathered) the list is joined and written in one ``os.write``, off the
-request path (nginx's ``access_log ... buffer=64k flush=...``):
+``HANDOFF_BYTES`` have gathered, about 250 lines) the list is joined and written in one
+``os.write``, off the request path (nginx's ``access_log ... buffer=64k flush=...``):
 
 - to a regular file, by the loop itself: a write to the page cache does not wait for the
   disk, and a thread would cost a GIL hand-over per write for nothing;
@@ -38,9 +38,7 @@ log = logging.getLogger("propylon.access")
 
 STDOUT = "-"
 FLUSH_INTERVAL = 0.2
-HANDOFF_LINES = 256
-"""Lines gathered before they are handed over without waiting for the tick (about 64 KiB
-of typical JSON lines; a line is at most a request's target and a few header values)."""
+HANDOFF_BYTES = 64 * 1024
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 """Beyond this much handed over but not yet written (the disk or the reader has stalled),
 new lines are dropped and counted rather than held: memory stays bounded."""
@@ -56,7 +54,7 @@ class LineWriter:
         self._atomic = self._atomic_size(self._fd)
         self._threaded = not stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._pending: list[bytes] = []
-        self._pending_lines = 0
+        self._pending_bytes = 0
         self._queue: SimpleQueue[bytes] = SimpleQueue()
         self._queued_bytes = 0
         self._lock = threading.Lock()
@@ -82,8 +80,8 @@ class LineWriter:
 
     def write(self, line: bytes) -> None:
         self._pending.append(line)
-        self._pending_lines += 1
-        if self._pending_lines >= HANDOFF_LINES:
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= HANDOFF_BYTES:
             self._hand_over()
 
     def _tick(self) -> None:
@@ -97,13 +95,12 @@ class LineWriter:
         pending = self._pending
         if not pending:
             return
+        size = self._pending_bytes
         self._pending = []
-        self._pending_lines = 0
-        chunk = b"".join(pending)
+        self._pending_bytes = 0
         if not self._threaded:
-            self._write_all(chunk)
+            self._write_all(b"".join(pending))
             return
-        size = len(chunk)
         with self._lock:
             if self._queued_bytes + size > MAX_QUEUED_BYTES:
                 stalled = True
@@ -111,9 +108,9 @@ class LineWriter:
                 stalled = False
                 self._queued_bytes += size
         if stalled:
-            self._drop(chunk.count(b"\n"), "the access log's writer is stalled")
+            self._drop(len(pending), "the access log's writer is stalled")
             return
-        self._queue.put(chunk)
+        self._queue.put(b"".join(pending))
 
     def reopen(self) -> None:
         """Close and open the path again (after logrotate moved the file)."""
