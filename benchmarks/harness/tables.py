@@ -131,14 +131,16 @@ def _lines_vs_requests(r: RunRecord) -> str:
 
 def _span_account(r: RunRecord) -> str:
     requests = r.requests + r.warmup_requests
-    received = "-" if r.spans_received is None else f"{r.spans_received:,}"
-    exported = "-" if r.spans_exported is None else f"{r.spans_exported:,}"
-    dropped = "-" if r.spans_dropped is None else f"{r.spans_dropped:,}"
     return (
-        f"r{r.round} {received} received for {requests:,} requests "
+        f"r{r.round} {_count(r.spans_received)} received for {requests:,} requests "
         f"({num(per_request(r.spans_received, requests))} per request), gateway exported "
-        f"{exported}, dropped {dropped}, receiver CPU {num(r.receiver_cpu_pct, 0)}%"
+        f"{_count(r.spans_exported)}, dropped {_count(r.spans_dropped)}, receiver CPU "
+        f"{num(r.receiver_cpu_pct, 0)}%"
     )
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def num(value: float | None, digits: int = 2) -> str:
