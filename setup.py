@@ -76,8 +76,10 @@ COMPILED = [
     "src/propylon/auth/token_cache.py",
     "src/propylon/auth/verifier.py",
     "src/propylon/auth/assertion.py",
-    # W3C trace context on every proxied request (span export stays interpreted)
+    # W3C trace context on every proxied request, and the spans' protobuf (written by the
+    # exporter thread, which shares the worker's GIL with the event loop)
     "src/propylon/tracing/context.py",
+    "src/propylon/tracing/otlp.py",
     # the access log's line, built at the end of every request when the log is on
     "src/propylon/logs/access.py",
     "src/propylon/logs/formats.py",

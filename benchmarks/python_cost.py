@@ -41,16 +41,19 @@ import uvloop
 from propylon.auth.assertion import load_or_create_key
 from propylon.compilation import describe
 from propylon.config.loader import load_config
-from propylon.config.model import AccessLogSpec
+from propylon.config.model import AccessLogSpec, TracingSpec
 from propylon.engine.gateway import Gateway
 from propylon.engine.server import ClientConnection
 from propylon.logs.access import AccessLog
+from propylon.tracing.context import SpanSink, Trace
 from propylon.upstream.connection import UpstreamConnection
 
 ROUTES = Path(__file__).resolve().parent / "routes.ocelot.json"
 LIMITED = Path(__file__).resolve().parent / "routes.ratelimit.yaml"
 SIGNED = "JWT HS256, cached, signed assertion"
 LOGGED = "proxy only, access log (JSON, file)"
+QUEUED = "proxy only, spans queued (OTLP)"
+ENCODED = "proxy only, spans encoded (OTLP)"
 SECRET = "python-cost-secret-0123456789abcdef"
 ENV = {"PROPYLON_JWT_SECRET": SECRET, "PROPYLON_JWT_ALGORITHMS": "HS256"}
 # What U (nginx) answers in `make bench`, byte for byte apart from the date.
@@ -126,9 +129,11 @@ async def cost(
     routes: Path = ROUTES,
     env: dict[str, str] = ENV,
     access_log: AccessLog | None = None,
+    spans: SpanSink | None = None,
 ) -> float:
     """Best-of-rounds microseconds per request through one gateway."""
     gateway = Gateway(load_config(str(routes), env=env), access_log=access_log)
+    gateway.tracing.sink = spans  # as Gateway.start sets it when an OTLP endpoint is set
     client = ClientConnection(gateway)
     client_transport = CountingTransport()
     client.connection_made(client_transport)  # type: ignore[arg-type]
@@ -165,11 +170,41 @@ def access_log() -> AccessLog:
     return log
 
 
+class QueuedSpans:
+    """An OTLP sink that takes each sampled request's ``Trace`` and drops it: what tracing
+    with export costs the request path itself."""
+
+    def submit(self, trace: Trace) -> None:
+        pass
+
+
+class EncodedSpans:
+    """An OTLP sink that writes each ``Trace`` as protobuf at once, in this thread (a
+    worker's exporter thread does it in batches, under the same GIL): the request path and
+    the encoding, without the post to a collector."""
+
+    def __init__(self) -> None:
+        # Imported only here: the [otlp] extra.
+        from propylon.tracing.export import BATCH_SIZE, resource_message
+        from propylon.tracing.otlp import SpanEncoder
+
+        spec = TracingSpec("http://127.0.0.1:4318/v1/traces")
+        self.encoder = SpanEncoder(resource_message(spec), b"\x0a\x08propylon")
+        self.batch = 2 * BATCH_SIZE  # spans: each request here has two
+
+    def submit(self, trace: Trace) -> None:
+        encoder = self.encoder
+        encoder.add(trace)
+        if encoder.spans >= self.batch:  # a batch, as the exporter's
+            encoder.take()
+
+
 async def measure(
     requests: list[bytes], count: int, rounds: int, routes: Path, env: dict[str, str], name: str
 ) -> float:
     log = access_log() if name == LOGGED else None
-    return await cost(requests, count, rounds, routes, env, log)
+    spans = QueuedSpans() if name == QUEUED else EncodedSpans() if name == ENCODED else None
+    return await cost(requests, count, rounds, routes, env, log, spans)
 
 
 def instructions(name: str) -> float:
@@ -249,6 +284,10 @@ def main() -> None:
         SIGNED: lambda: [request(b"/secure/profiles/12345", tokens(1)[0])],
         # "proxy only" with the access log on: a JSON line per request, to a file.
         LOGGED: lambda: [request(b"/profiles/12345")],
+        # "proxy only" with span export on (sampling 1.0): each request's Trace recorded
+        # and handed over; then also written as OTLP protobuf (SERVER and CLIENT span).
+        QUEUED: lambda: [request(b"/profiles/12345")],
+        ENCODED: lambda: [request(b"/profiles/12345")],
     }
     routes = {name: LIMITED for name in scenarios if "rate limit" in name}
     if args.scenario is not None:

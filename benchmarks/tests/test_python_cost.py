@@ -21,4 +21,4 @@ def test_the_driver_reports_a_cost_for_every_scenario() -> None:
     lines = out.strip().splitlines()
     assert lines[0].startswith("request path: ")
     costs = [re.search(r"([0-9.]+) us per request$", line) for line in lines[1:]]
-    assert len(costs) == 12 and all(c is not None and float(c[1]) > 0 for c in costs)
+    assert len(costs) == 14 and all(c is not None and float(c[1]) > 0 for c in costs)

@@ -5,14 +5,18 @@ them, with the very ids the upstream was sent."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from propylon.config.model import TracingSpec
 from propylon.plane.chain import Chain
 from propylon.plane.stage import Flow, ResponseStage
+from propylon.tracing.export import BATCH_SIZE
 from tests.support.client import request
 from tests.support.gateway import BEARER, config, route, running
 from tests.support.otlp import OtlpReceiver
@@ -246,8 +250,8 @@ async def test_a_collector_that_never_answers_costs_requests_nothing_but_a_count
             tracing=TracingSpec(otlp_endpoint=f"http://127.0.0.1:{collector.port}/v1/traces"),
         )
         async with running(cfg) as gw:
-            # A full batch (256 traces) wakes the exporter at once: it is then stuck.
-            for _ in range(256):
+            # A full batch wakes the exporter at once: it is then stuck.
+            for _ in range(BATCH_SIZE):
                 assert (await request(gw.port, "GET", "/items/1")).status == 200
             await asyncio.wait_for(hung.wait(), 5)
             slowest = 0.0
@@ -342,4 +346,89 @@ async def test_a_collector_that_is_down_costs_requests_nothing_but_a_counter() -
             assert slowest < 0.5
         assert gw.stats.snapshot()["tracing"] == {"spans_exported": 0, "spans_dropped": 40}
     finally:
+        await up.close()
+
+
+async def test_the_collector_gets_the_otel_exporter_headers_and_gzip(tmp_path: Path) -> None:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` (percent-encoded values) and
+    ``OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=gzip`` are honoured, as the SDK's exporter does:
+    a collector behind an API key, or far away, needs them."""
+    up = await RecordingUpstream().start()
+    collector = await OtlpReceiver().start()
+    try:
+        port = free_port()
+        env = {
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20k1,x-tenant = blue",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip",
+        }
+        args = ("--otlp-endpoint", collector.url)
+        with gateway_process(ocelot_file(tmp_path, up.port), port, 1, env=env, args=args) as proc:
+            for _ in range(5):
+                assert (await request(port, "GET", "/api/things")).status == 200
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 20) == 0
+        assert collector.posts >= 1
+        for headers in collector.headers:
+            assert headers["authorization"] == "Bearer k1"
+            assert headers["x-tenant"] == "blue"
+            assert headers["content-encoding"] == "gzip"
+            assert headers["content-type"] == "application/x-protobuf"
+        assert len(collector.of_kind("SERVER")) == 5  # decoded from the gzip bodies
+    finally:
+        await collector.close()
+        await up.close()
+
+
+async def test_a_batch_the_collector_refuses_for_a_moment_is_sent_again() -> None:
+    """429/502/503/504 are retryable in OTLP: the same batch goes again, nothing is lost."""
+    up = await RecordingUpstream().start()
+    collector = await OtlpReceiver(refuse=[503, 429]).start()
+    try:
+        cfg = config(
+            route("/items/{id}", up.port),
+            tracing=TracingSpec(otlp_endpoint=f"{collector.url}/v1/traces"),
+        )
+        async with running(cfg) as gw:
+            for _ in range(3):
+                assert (await request(gw.port, "GET", "/items/1")).status == 200
+        assert collector.posts == 3  # two refusals, then the batch
+        assert len(collector.spans) == 6
+        assert gw.stats.snapshot()["tracing"] == {"spans_exported": 6, "spans_dropped": 0}
+    finally:
+        await collector.close()
+        await up.close()
+
+
+async def test_a_collector_that_rejects_spans_is_logged_once_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 400 is not retryable: the batch is dropped, counted, and said once, with the
+    status, until the collector takes spans again."""
+    up = await RecordingUpstream().start()
+    collector = await OtlpReceiver(refuse=[400, 400]).start()
+    try:
+        cfg = config(
+            route("/items/{id}", up.port),
+            tracing=TracingSpec(otlp_endpoint=f"{collector.url}/v1/traces"),
+        )
+        with caplog.at_level(logging.INFO, logger="propylon.tracing"):
+            async with running(cfg) as gw:
+                for posts in (1, 2, 3):
+                    assert (await request(gw.port, "GET", "/items/1")).status == 200
+                    # One batch each: the exporter posts within its 1 s interval.
+                    for _ in range(50):
+                        if collector.posts == posts:
+                            break
+                        await asyncio.sleep(0.05)
+                    assert collector.posts == posts
+        assert collector.posts == 3
+        assert gw.stats.snapshot()["tracing"] == {"spans_exported": 2, "spans_dropped": 4}
+        said = [r.getMessage() for r in caplog.records if r.name == "propylon.tracing"]
+        assert said == [
+            f"spans cannot be exported to {collector.url}/v1/traces (it answered 400); "
+            "they are dropped and counted until it answers",
+            f"spans are exported to {collector.url}/v1/traces again",
+        ]
+    finally:
+        await collector.close()
         await up.close()

@@ -1,12 +1,15 @@
 """A real OTLP/HTTP trace receiver on loopback: it decodes what the gateway exports.
 
 ``POST /v1/traces`` bodies are ``ExportTraceServiceRequest`` protobufs (the
-``opentelemetry-proto`` package, which the exporter depends on), decoded here as a
-collector would, and kept as plain ``ReceivedSpan`` records for assertions.
+``opentelemetry-proto`` package, part of the ``[otlp]`` extra), gzip-compressed or not,
+decoded here as a collector would, and kept as plain ``ReceivedSpan`` records for
+assertions. ``refuse`` scripts failures: each post takes the next status from it (and is
+not decoded) until it is empty.
 """
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,13 +56,17 @@ class OtlpReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     posts: int = 0
     content_types: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    """Every post's request headers (names lower-cased)."""
+    refuse: list[int] = field(default_factory=list)
     port: int = 0
     runner: web.AppRunner | None = None
 
     async def start(self) -> OtlpReceiver:
         app = web.Application()
         app.router.add_post("/v1/traces", self._traces)
-        self.runner = web.AppRunner(app, access_log=None)
+        # auto_decompress off: a gzip body is decompressed below, which shows it was one.
+        self.runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -75,8 +82,14 @@ class OtlpReceiver:
     async def _traces(self, request: web.Request) -> web.Response:
         self.posts += 1
         self.content_types.append(request.content_type)
+        self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.refuse:
+            return web.Response(status=self.refuse.pop(0), headers={"Retry-After": "0"})
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
         message = ExportTraceServiceRequest()
-        message.ParseFromString(await request.read())
+        message.ParseFromString(body)
         for resource_spans in message.resource_spans:
             resource = _attributes(list(resource_spans.resource.attributes))
             for scope_spans in resource_spans.scope_spans:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,14 @@ def test_the_sdk_is_found_where_the_otlp_extra_is_installed(tmp_path: Path) -> N
     config = load(tmp_path, "tracing: {otlp_endpoint: 'http://a:4318'}" + ROUTES)
     assert sdk_problem(config) is None  # the test environment installs [otlp]
     assert traces_url(" http://a:4318 ") == "http://a:4318/v1/traces"
+
+
+def test_a_missing_part_of_the_otlp_extra_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load(tmp_path, "tracing: {otlp_endpoint: 'http://a:4318'}" + ROUTES)
+    monkeypatch.setitem(sys.modules, "urllib3", None)  # as if it were not installed
+    problem = sdk_problem(config)
+    assert problem is not None
+    assert problem.path == "tracing.otlp_endpoint"
+    assert problem.message == "exporting spans needs urllib3: pip install 'propylon[otlp]'"

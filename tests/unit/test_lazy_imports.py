@@ -23,7 +23,7 @@ async def serve():
     await gateway.stop(drain_timeout=0.1)
 
 asyncio.run(serve())
-heavy = ("aiohttp", "redis", "prometheus_client", "opentelemetry")
+heavy = ("aiohttp", "redis", "prometheus_client", "opentelemetry", "urllib3")
 print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 """
 

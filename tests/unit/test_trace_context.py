@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
@@ -128,15 +129,21 @@ def test_begin_keeps_the_ids_it_will_send() -> None:
     assert not begun.sampled and begun.parent_id is None and begun.flags == b"00"
 
 
-async def test_the_sink_queue_is_bounded_and_counts_what_it_drops() -> None:
+async def test_the_sink_queue_is_bounded_and_counts_what_it_drops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Submitting never waits: past MAX_QUEUE traces (the thread not started here, as when
-    a dead collector holds it), each one is dropped and counted; closing counts the rest."""
+    a dead collector holds it), each one is dropped and counted, and the log says so once;
+    closing counts the rest."""
     sink = OtlpSink(TracingSpec(f"http://127.0.0.1:{free_port()}/v1/traces"))
     tracing = Tracing(1.0, sink)
-    for _ in range(MAX_QUEUE + 10):
-        trace = tracing.begin(request(), sink)
-        trace.answered(401, "Unauthorized")  # one span each (nothing went upstream)
+    with caplog.at_level(logging.WARNING, logger="propylon.tracing"):
+        for _ in range(MAX_QUEUE + 10):
+            trace = tracing.begin(request(), sink)
+            trace.answered(401, "Unauthorized")  # one span each (nothing went upstream)
     assert sink.counts() == {"spans_exported": 0, "spans_dropped": 10}
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("spans arrive faster than they are exported to http://127.0.0.1:")
     await sink.close()
     assert sink.counts() == {"spans_exported": 0, "spans_dropped": MAX_QUEUE + 10}
 

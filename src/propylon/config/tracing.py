@@ -60,17 +60,25 @@ def sdk_problem(config: GatewayConfig) -> Problem | None:
     Found without importing the SDK, which only workers that export load."""
     if config.tracing.otlp_endpoint is None:
         return None
-    try:
-        found = importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is not None
-    except ModuleNotFoundError:
-        found = False
-    if found:
+    missing = [name for name in _EXPORT_MODULES if not _importable(name)]
+    if not missing:
         return None
     return Problem(
         config.source,
         "tracing.otlp_endpoint",
-        "exporting spans needs the OpenTelemetry SDK: pip install 'propylon[otlp]'",
+        f"exporting spans needs {', '.join(missing)}: pip install 'propylon[otlp]'",
     )
+
+
+_EXPORT_MODULES = ("opentelemetry.sdk", "opentelemetry.proto", "urllib3")
+"""What ``tracing/export.py`` imports from the ``[otlp]`` extra."""
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def read_tracing(raw: object, diag: Diagnostics) -> TracingSpec | None:

@@ -441,7 +441,7 @@ class Gateway(Handler, Terminal):
             await sink.close()
 
     def _open_span_sink(self) -> None:
-        # Imported only here: the OpenTelemetry SDK (the [otlp] extra) is ~10 MiB per worker.
+        # Imported only here: the [otlp] extra (the SDK, protobuf, urllib3) is ~10 MiB a worker.
         from propylon.tracing.export import OtlpSink
 
         sink = OtlpSink(self.config.tracing, worker_id=self.worker_id)

@@ -1,57 +1,131 @@
-"""Spans over OTLP/HTTP (protobuf) through the OpenTelemetry SDK, off the request path.
+"""Spans over OTLP/HTTP (protobuf), off the request path.
 
-Imported only by a worker whose config names an OTLP endpoint: the SDK and its exporter are
-the optional ``[otlp]`` extra (``pip install 'propylon[otlp]'``).
+Imported only by a worker whose config names an OTLP endpoint; what it needs is the optional
+``[otlp]`` extra (``pip install 'propylon[otlp]'``): the OpenTelemetry SDK describes the
+resource (``service.name``, ``OTEL_RESOURCE_ATTRIBUTES``, the SDK's own attributes), the
+``opentelemetry-proto`` message classes encode it once, and ``urllib3`` posts the batches.
 
 The request path does almost nothing: a sampled request's ``Trace`` (ids and wall-clock
 timestamps, ``tracing/context.py``) is appended to a bounded queue when it ends. A thread of
-this worker wakes every ``EXPORT_INTERVAL`` seconds (or when a batch is full), turns each
-trace into the SDK's ``ReadableSpan`` objects with the very ids the upstream was sent (a
-SERVER span for the request, a CLIENT child for the upstream call) and hands them to the
-SDK's ``OTLPSpanExporter``, with a timeout. So a slow or dead collector never blocks a
-request: while it does not answer, the queue fills and further spans are dropped and counted
-(``/stats`` ``tracing.spans_dropped``), with one warning per outage in the log.
+this worker wakes every ``EXPORT_INTERVAL`` seconds (or when a batch is full), writes each
+trace's spans as protobuf (``tracing/otlp.py``: a SERVER span for the request, a CLIENT
+child for the upstream call, with the very ids the upstream was sent) and posts the batch,
+with a timeout and OTLP's retries. So a slow or dead collector never blocks a request: while
+it does not answer, the queue fills and further spans are dropped and counted (``/stats``
+``tracing.spans_dropped``), with one warning per outage in the log.
+
+The SDK's own span pipeline (``ReadableSpan`` and its exporter's encoder) is not used: it
+cost 90-130 us of the worker's CPU a request, more than proxying it (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import os
 import threading
+import time
 from collections import deque
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import unquote
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+import urllib3
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceMessage
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
-from opentelemetry.trace.status import Status, StatusCode
-from opentelemetry.util.types import AttributeValue
+from urllib3.util.retry import Retry
 
 from propylon import __version__
 from propylon.config.model import TracingSpec
 from propylon.tracing.context import Trace
+from propylon.tracing.otlp import SpanEncoder
 
 log = logging.getLogger("propylon.tracing")
 
 MAX_QUEUE = 2048
 """Requests' traces waiting for export, at most (about 2 KiB each); beyond it, dropped."""
-BATCH_SIZE = 256
-"""Traces per export request (up to twice as many spans)."""
+BATCH_SIZE = 512
+"""Traces per export request (up to twice as many spans, about 300 KB): a post costs the
+worker some 350 us of CPU whatever its size, so fewer, larger ones (docs/performance.md)."""
 EXPORT_INTERVAL = 1.0
 """Seconds between exports when no batch filled up meanwhile."""
 EXPORT_TIMEOUT = 5.0
-"""Seconds one export may take, the SDK's retries included."""
+"""Seconds one export may take, its retries included (about: the last try's own timeout
+is a share of it)."""
+RETRIES = 3
+"""Tries after the first, for what OTLP calls retryable: no connection, 429, 502, 503, 504."""
+MAX_RETRY_AFTER = 2.0
+"""A collector's ``Retry-After`` is honoured up to this many seconds."""
 CLOSE_TIMEOUT = 2.0
 """Seconds a stopping worker waits for its last spans to go out."""
 SHUTDOWN_TIMEOUT = 0.5
-"""... and then for the exporter to give up its retries."""
+"""... and then for a retrying export to give up."""
 
-_UNSET = Status(StatusCode.UNSET)
-_ERROR = Status(StatusCode.ERROR)
+
+class _ExportRetry(Retry):
+    """urllib3's retries, with the collector's ``Retry-After`` capped: a long one would
+    hold the exporter while the queue overflows anyway."""
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, MAX_RETRY_AFTER)
+
+
+def _any_value(value: object) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, (list, tuple)):
+        return AnyValue(array_value=ArrayValue(values=[_any_value(v) for v in value]))
+    return AnyValue(string_value=str(value))
+
+
+def resource_message(spec: TracingSpec) -> bytes:
+    """This worker's ``Resource``, serialized. Built in the worker (after the fork):
+    ``process.pid`` tells the workers apart."""
+    resource = Resource.create(
+        {
+            "service.name": spec.service_name,
+            "service.version": __version__,
+            "process.pid": os.getpid(),
+        }
+    )
+    pairs = [KeyValue(key=k, value=_any_value(v)) for k, v in resource.attributes.items()]
+    encoded: bytes = ResourceMessage(attributes=pairs).SerializeToString()
+    return encoded
+
+
+def _env(name: str, environ: Mapping[str, str]) -> str:
+    """The OpenTelemetry exporter variable ``OTEL_EXPORTER_OTLP_TRACES_<name>``, else
+    ``OTEL_EXPORTER_OTLP_<name>`` (the SDK's exporter reads the same ones)."""
+    return environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or environ.get(
+        f"OTEL_EXPORTER_OTLP_{name}", ""
+    )
+
+
+def collector_headers(environ: Mapping[str, str]) -> dict[str, str]:
+    """The request headers for the collector: ``Content-Type`` and what
+    ``OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`` sets (``key=value,key2=value2``, values
+    percent-encoded, as the OpenTelemetry specification has it); ``gzip`` when
+    ``OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION`` says so."""
+    headers = {"Content-Type": "application/x-protobuf"}
+    for item in _env("HEADERS", environ).split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if sep and key:
+            headers[unquote(key)] = unquote(value.strip())
+    if _env("COMPRESSION", environ).strip().lower() == "gzip":
+        headers["Content-Encoding"] = "gzip"
+    return headers
 
 
 class OtlpSink:
@@ -64,24 +138,42 @@ class OtlpSink:
         worker_id: int = 0,
         interval: float = EXPORT_INTERVAL,
         timeout: float = EXPORT_TIMEOUT,
+        environ: Mapping[str, str] = os.environ,
     ) -> None:
         assert spec.otlp_endpoint is not None
         self.endpoint = spec.otlp_endpoint
         self._interval = interval
         self._queue: deque[Trace] = deque()
-        # Built in the worker (after the fork): process.pid tells the workers apart.
-        self._resource = Resource.create(
-            {
-                "service.name": spec.service_name,
-                "service.version": __version__,
-                "process.pid": os.getpid(),
-            }
+        scope = InstrumentationScope(name="propylon", version=__version__)
+        self._encoder = SpanEncoder(resource_message(spec), scope.SerializeToString())
+        self._headers = collector_headers(environ)
+        self._gzip = self._headers.get("Content-Encoding") == "gzip"
+        # A hanging collector: two tries of half the timeout each. A refused connection or
+        # a retryable status: up to RETRIES more, at once, then 0.5 s and 1 s later
+        # (urllib3's backoff), or as the collector's Retry-After says, up to MAX_RETRY_AFTER.
+        self._retry = _ExportRetry(
+            total=RETRIES,
+            connect=RETRIES,
+            read=1,
+            status=RETRIES,
+            other=0,
+            redirect=0,
+            allowed_methods=None,
+            status_forcelist=(429, 502, 503, 504),
+            backoff_factor=0.25,
+            backoff_max=1.0,
+            raise_on_status=False,
+            raise_on_redirect=False,
         )
-        self._scope = InstrumentationScope("propylon", __version__)
-        # The SDK logs every failed or retried batch; a dead collector would flood the log.
-        # This sink says it once per outage instead, and counts what it drops.
-        logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
-        self._exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=timeout)
+        self._pool = urllib3.PoolManager(
+            num_pools=1,
+            maxsize=1,
+            timeout=urllib3.Timeout(total=timeout / 2),
+            ca_certs=_env("CERTIFICATE", environ) or None,
+            cert_file=_env("CLIENT_CERTIFICATE", environ) or None,
+            key_file=_env("CLIENT_KEY", environ) or None,
+        )
+        self._timeout = timeout
         self._wake = threading.Event()
         self._closing = False
         self._thread = threading.Thread(
@@ -92,6 +184,9 @@ class OtlpSink:
         self._dropped_by_export = 0
         self._exported = 0
         self._failing = False
+        self._overflowing = False
+        """Set by the loop when the queue first overflows, cleared by the thread once it
+        has room again: one warning per overflow."""
 
     # -- the event loop's side --------------------------------------------------------------
     def start(self) -> None:
@@ -103,6 +198,14 @@ class OtlpSink:
         size = len(queue)
         if size >= MAX_QUEUE or self._closing:
             self._dropped_on_loop += 2 if trace.upstream_started else 1
+            if not self._overflowing and not self._closing:
+                self._overflowing = True
+                log.warning(
+                    "spans arrive faster than they are exported to %s: %d requests' spans "
+                    "wait; more are dropped and counted (/stats tracing.spans_dropped)",
+                    self.endpoint,
+                    MAX_QUEUE,
+                )
             return
         queue.append(trace)
         if size + 1 == BATCH_SIZE:
@@ -122,9 +225,6 @@ class OtlpSink:
         thread = self._thread
         if thread.is_alive():
             await asyncio.to_thread(thread.join, CLOSE_TIMEOUT)
-        # Ends the exporter's retries too, should a dead collector still hold the thread:
-        # a batch waiting to be retried then fails at once, and is counted.
-        self._exporter.shutdown()  # type: ignore[no-untyped-call]
         if thread.is_alive():
             # A collector that never answers holds it until the export's timeout: it is a
             # daemon thread, and whatever it sends now is not waited for.
@@ -135,150 +235,82 @@ class OtlpSink:
 
     # -- the exporter thread ------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            closing = self._closing
-            self._drain()
-            if closing:
-                return
-
-    def _drain(self) -> None:
-        queue = self._queue
-        while queue:
-            batch: list[ReadableSpan] = []
-            for _ in range(min(BATCH_SIZE, len(queue))):
-                trace = queue.popleft()
-                try:
-                    batch.extend(self.spans(trace))
-                except Exception:
-                    # A bug here must not stop the thread: the trace is lost, and counted.
-                    log.exception("could not build the spans of a request")
-                    self._dropped_by_export += 2 if trace.upstream_started else 1
-            if batch:
-                self._export(batch)
-
-    def _export(self, spans: list[ReadableSpan]) -> None:
+        last_flush = time.monotonic()
         try:
-            result = self._exporter.export(spans)
+            while True:
+                woken = self._wake.wait(self._interval)
+                self._wake.clear()
+                closing = self._closing
+                # Full batches go at once; what is left waits for the interval. Sending
+                # whatever is queued after each post would mean, under load, a stream of
+                # posts of a few dozen traces, each costing as much CPU as a full one.
+                flush = closing or not woken or time.monotonic() - last_flush >= self._interval
+                try:
+                    self._drain(flush)
+                except Exception:
+                    # A bug must not end the export for good: this batch is lost, and so
+                    # is its count; the next one is tried as usual.
+                    log.exception("the span exporter failed")
+                if flush:
+                    last_flush = time.monotonic()
+                if closing:
+                    return
+        finally:
+            self._pool.clear()
+
+    def _drain(self, flush: bool) -> None:
+        """Export every full batch in the queue (also those that fill up meanwhile) and,
+        when ``flush``, the rest."""
+        queue = self._queue
+        encoder = self._encoder
+        take = queue.popleft
+        # Flushing sends what is queued now, not what keeps coming while it posts.
+        rest = len(queue) if flush else 0
+        while len(queue) >= BATCH_SIZE or rest > 0:
+            rest -= BATCH_SIZE
+            # The loop over traces runs compiled (add_all): a bug in it must not stop the
+            # thread, so what fails is lost, logged and counted, and the rest goes on.
+            failed = encoder.add_all([take() for _ in range(min(BATCH_SIZE, len(queue)))])
+            if failed:
+                log.error(
+                    "could not encode the spans of %d requests", len(failed), exc_info=failed[0][1]
+                )
+                self._dropped_by_export += sum(2 if t.upstream_started else 1 for t, _ in failed)
+            if encoder.spans:
+                count = encoder.spans
+                self._export(encoder.take(), count)
+        if self._overflowing and len(queue) < MAX_QUEUE:
+            self._overflowing = False
+
+    def _export(self, body: bytes, count: int) -> None:
+        status = 0
+        try:
+            response = self._pool.request(
+                "POST",
+                self.endpoint,
+                body=gzip.compress(body, 6) if self._gzip else body,
+                headers=self._headers,
+                retries=self._retry,
+            )
+            status = response.status
+        except urllib3.exceptions.HTTPError:
+            pass  # no connection, or no answer within the timeout, after the retries
         except Exception:
             log.exception("the span exporter failed")
-            result = SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            self._exported += len(spans)
+        if 200 <= status < 300:
+            self._exported += count
             if self._failing:
                 self._failing = False
                 log.info("spans are exported to %s again", self.endpoint)
             return
-        self._dropped_by_export += len(spans)
+        self._dropped_by_export += count
         if not self._failing:
             self._failing = True
             log.warning(
-                "spans cannot be exported to %s (no answer or an error within %.0f s); "
-                "they are dropped and counted until it answers",
+                "spans cannot be exported to %s (%s); they are dropped and counted until "
+                "it answers",
                 self.endpoint,
-                EXPORT_TIMEOUT,
+                f"it answered {status}"
+                if status
+                else f"no answer within {self._timeout:.0f} s, retries included",
             )
-
-    def spans(self, trace: Trace) -> list[ReadableSpan]:
-        """The SERVER span of ``trace`` and, when it went upstream, its CLIENT child."""
-        trace_id = int(trace.trace_id, 16)
-        flags = TraceFlags(int(trace.flags, 16))
-        state = _trace_state(trace.state)
-        parent = None
-        if trace.parent_id is not None:
-            parent = SpanContext(trace_id, int(trace.parent_id, 16), True, flags, state)
-        server = SpanContext(trace_id, int(trace.server_id, 16), False, flags, state)
-        method = trace.method.decode("latin-1")
-        route = trace.route
-        status = trace.status
-        error = trace.error or (str(status) if status >= 500 else "")
-        attributes: dict[str, AttributeValue] = {
-            "http.request.method": method,
-            "url.path": _path(trace.target),
-            "url.scheme": trace.scheme.decode("latin-1"),
-            "http.route": route,
-            "client.address": trace.client_address,
-            "network.protocol.version": "1.1" if trace.http11 else "1.0",
-        }
-        if status != 499:
-            # 499: the client left before an answer; there is no status to report.
-            attributes["http.response.status_code"] = status
-        if trace.host is not None:
-            host, port = _host_and_port(trace.host.decode("latin-1"))
-            attributes["server.address"] = host
-            if port is not None:
-                attributes["server.port"] = port
-        if error:
-            attributes["error.type"] = error
-        spans = [
-            ReadableSpan(
-                name=f"{method} {route}",
-                context=server,
-                parent=parent,
-                resource=self._resource,
-                attributes=attributes,
-                kind=SpanKind.SERVER,
-                status=_ERROR if error else _UNSET,
-                start_time=trace.started,
-                end_time=trace.ended,
-                instrumentation_scope=self._scope,
-            )
-        ]
-        if trace.upstream_started:
-            upstream_status = trace.upstream_status
-            client_error = trace.error or (str(upstream_status) if upstream_status >= 400 else "")
-            upstream: dict[str, AttributeValue] = {
-                "http.request.method": method,
-                "server.address": trace.upstream_host,
-                "server.port": trace.upstream_port,
-                "network.protocol.version": "1.1",
-            }
-            if upstream_status:
-                upstream["http.response.status_code"] = upstream_status
-            if client_error:
-                upstream["error.type"] = client_error
-            spans.append(
-                ReadableSpan(
-                    name=method,
-                    context=SpanContext(trace_id, int(trace.upstream_id, 16), False, flags, state),
-                    parent=server,
-                    resource=self._resource,
-                    attributes=upstream,
-                    kind=SpanKind.CLIENT,
-                    status=_ERROR if client_error else _UNSET,
-                    start_time=trace.upstream_started,
-                    end_time=trace.upstream_ended,
-                    instrumentation_scope=self._scope,
-                )
-            )
-        return spans
-
-
-def _trace_state(raw: bytes | None) -> TraceState | None:
-    if raw is None:
-        return None
-    try:
-        return TraceState.from_header([raw.decode("latin-1")])
-    except ValueError:
-        # Sent on upstream as received; only the exported copy goes without it.
-        return None
-
-
-def _path(target: bytes) -> str:
-    """``url.path``: the request target's path, without the query (which may hold
-    secrets). An absolute-form target (``http://host/p``) gives its path."""
-    text = target.decode("latin-1")
-    if text[:1] == "/":
-        return text.partition("?")[0]
-    return urlsplit(text).path or "/"
-
-
-def _host_and_port(host: str) -> tuple[str, int | None]:
-    """``Host`` -> ``server.address``, ``server.port`` (``[::1]:8080`` -> ``::1``, 8080)."""
-    if host.startswith("["):
-        name, _, rest = host[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    else:
-        name, _, port_text = host.partition(":")
-    return name, int(port_text) if port_text.isdigit() else None
