@@ -128,6 +128,12 @@ def collector_headers(environ: Mapping[str, str]) -> dict[str, str]:
     return headers
 
 
+def _spans_of(trace: Trace) -> int:
+    """How many spans ``trace`` makes: the SERVER span, and a CLIENT one if it went upstream
+    (what a trace that is lost counts as dropped)."""
+    return 2 if trace.upstream_started else 1
+
+
 class OtlpSink:
     """One worker's span exporter: implements ``tracing.context.SpanSink``."""
 
@@ -197,7 +203,7 @@ class OtlpSink:
         queue = self._queue
         size = len(queue)
         if size >= MAX_QUEUE or self._closing:
-            self._dropped_on_loop += 2 if trace.upstream_started else 1
+            self._dropped_on_loop += _spans_of(trace)
             if not self._overflowing and not self._closing:
                 self._overflowing = True
                 log.warning(
@@ -231,7 +237,7 @@ class OtlpSink:
             await asyncio.to_thread(thread.join, SHUTDOWN_TIMEOUT)
         queue = self._queue
         while queue:
-            self._dropped_on_loop += 2 if queue.popleft().upstream_started else 1
+            self._dropped_on_loop += _spans_of(queue.popleft())
 
     # -- the exporter thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -275,7 +281,7 @@ class OtlpSink:
                 log.error(
                     "could not encode the spans of %d requests", len(failed), exc_info=failed[0][1]
                 )
-                self._dropped_by_export += sum(2 if t.upstream_started else 1 for t, _ in failed)
+                self._dropped_by_export += sum(_spans_of(trace) for trace, _ in failed)
             if encoder.spans:
                 count = encoder.spans
                 self._export(encoder.take(), count)
