@@ -5,6 +5,7 @@ key path."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,24 @@ def test_a_native_config_ignores_the_variables_and_warns(tmp_path: Path) -> None
         str(w).startswith("<environment>: PROPYLON_ASSERTION_KEY_FILE: warning: ignored")
         for w in cfg.warnings
     )
+
+
+# Loading a DSA key warns as well (it is still refused, with the message below).
+@pytest.mark.filterwarnings("ignore:DSA is deprecated")
+def test_a_key_of_a_kind_without_a_name_here_is_named_by_its_class(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        # cryptography 51 deprecates DSA: the reason the kinds table no longer names it.
+        warnings.simplefilter("ignore")
+        from cryptography.hazmat.primitives.asymmetric import dsa
+
+        other = dsa.generate_private_key(1024)
+    (tmp_path / "dsa.pem").write_bytes(
+        other.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "dsa.pem").chmod(0o600)
+    (errors,) = _problems(tmp_path, [_route("/p", auth=AUTH)], assertion={"key_file": "dsa.pem"})
+    assert "holds a DSA key; the assertion key must be Ed25519" in errors

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -44,11 +44,12 @@ MIN_LIFETIME = 2
 MAX_LIFETIME = 3600
 HOW_TO_GENERATE = "create one with: propylon assertion-key PATH"
 
+# No DSA entry: cryptography 51 warns (DeprecationWarning, printed on stderr) whenever
+# ``dsa.DSAPrivateKey`` is looked up; a DSA key is named by its class below.
 _KINDS: tuple[tuple[type, str], ...] = (
     (rsa.RSAPrivateKey, "an RSA key"),
     (ec.EllipticCurvePrivateKey, "an EC key"),
     (ed448.Ed448PrivateKey, "an Ed448 key"),
-    (dsa.DSAPrivateKey, "a DSA key"),
     (x25519.X25519PrivateKey, "an X25519 key"),
     (x448.X448PrivateKey, "an X448 key"),
 )
@@ -73,7 +74,10 @@ def read_key(path: Path) -> bytes:
             f"{path}: not an unencrypted PEM private key ({HOW_TO_GENERATE})"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        kind = next((name for t, name in _KINDS if isinstance(key, t)), "another kind of key")
+        kind = next(
+            (name for t, name in _KINDS if isinstance(key, t)),
+            f"a {type(key).__name__.removesuffix('PrivateKey')} key",
+        )
         raise ValueError(
             f"{path}: holds {kind}; the assertion key must be Ed25519 ({HOW_TO_GENERATE})"
         )

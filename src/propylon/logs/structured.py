@@ -70,6 +70,9 @@ def configure(fmt: str, level: str, stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # A library's warnings (a deprecation, say) become records of this format too: with
+    # ``--log-format json`` every line on stderr parses, not only ours.
+    logging.captureWarnings(True)
 
 
 def log_problems(problems: tuple[Problem, ...] | list[Problem]) -> None:
