@@ -147,7 +147,8 @@ _TEXT = st.text(max_size=20)
     path=_BYTES,
     sub=st.none() | _TEXT,
     error=st.none() | _TEXT,
-    traceparent=st.none() | _BYTES,
+    # What the gateway sent upstream: its own, or a client's it validated (tracing/context.py).
+    traceparent=st.none() | st.text("0123456789abcdef-", max_size=55).map(str.encode),
     user_agent=st.none() | _BYTES,
     numbers=st.tuples(*[st.integers(0, 10**7)] * 3),
     durations=st.tuples(*[st.floats(0, 100, allow_nan=False)] * 2),
