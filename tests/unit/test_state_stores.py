@@ -215,7 +215,9 @@ async def test_a_batch_whose_redis_hangs_fails_within_the_timeout() -> None:
         decided = await asyncio.gather(*(decide() for _ in range(300)))
         waited = time.monotonic() - started
         assert decided == [False] * 300
-        assert 0.25 < waited < 0.6  # the deadline, not a socket timeout per reply
+        # The deadline, not a socket timeout per reply (300 x 0.3 s); the upper bound has
+        # room for a loaded CI machine (it measured 0.65 s once while a compile ran).
+        assert 0.25 < waited < 2.0
         assert store.batches == 2  # 256 + 44, both out at once
         # While the outage lasts, decisions fail at once, without a round trip.
         started = time.monotonic()
