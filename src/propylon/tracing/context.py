@@ -205,16 +205,11 @@ class Trace:
         if self.sampled:
             self.upstream_started = time.time_ns()
         state = self.state
-        return b"".join(
-            (
-                b"traceparent: 00-",
-                self.trace_id,
-                b"-",
-                self.upstream_id,
-                b"-",
-                self.flags,
-                b"" if state is None else TRACESTATE_LINE + state,
-            )
+        return b"traceparent: 00-%s-%s-%s%s" % (
+            self.trace_id,
+            self.upstream_id,
+            self.flags,
+            b"" if state is None else TRACESTATE_LINE + state,
         )
 
     def upstream_failed(self, kind: str) -> None:
@@ -268,28 +263,21 @@ class Tracing:
         upstream, continuing the client's trace or beginning one."""
         incoming = request.traceparent
         if incoming is not None and valid_traceparent(incoming):
-            # join and hexlify rather than %-formatting: ~40% less time compiled.
+            # %-formats of bytes only: mypyc compiles them to one sized copy of the pieces
+            # (b"".join takes a buffer of each; int formatting would cost more still).
             state = request.tracestate
-            return b"".join(
-                (
-                    b"traceparent: 00-",
-                    incoming[3:36],
-                    span_id(),
-                    b"-",
-                    sent_flags(incoming[53:55]),
-                    b"" if state is None else TRACESTATE_LINE + state,
-                )
+            return b"traceparent: 00-%s%s-%s%s" % (
+                incoming[3:36],
+                span_id(),
+                sent_flags(incoming[53:55]),
+                b"" if state is None else TRACESTATE_LINE + state,
             )
         at = _IDS.take(48)
         ids = _IDS.hex
-        return b"".join(
-            (
-                b"traceparent: 00-",
-                ids[at : at + 32],
-                b"-",
-                ids[at + 32 : at + 48],
-                b"-01" if self._samples(ids, at) else b"-00",
-            )
+        return b"traceparent: 00-%s-%s%s" % (
+            ids[at : at + 32],
+            ids[at + 32 : at + 48],
+            b"-01" if self._samples(ids, at) else b"-00",
         )
 
     def _samples(self, ids: bytes, at: int) -> bool:
