@@ -18,13 +18,25 @@ from propylon.config.diagnostics import Diagnostics
 from propylon.logs.formats import (
     FIELDS,
     json_fragment,
+    json_inside,
     json_line,
+    json_path,
     json_text,
     proxied_json_line,
     redact,
     timestamp,
 )
 from propylon.logs.writer import LineWriter
+
+
+@settings(max_examples=300, deadline=None)
+@given(target=st.binary(max_size=40) | st.just(b"/a?token=s3cret&b"), redact_query=st.booleans())
+def test_the_path_in_a_line_is_redacted_and_escaped_in_one_step(
+    target: bytes, redact_query: bool
+) -> None:
+    # One translate decides "plain and no query"; anything else takes the two steps.
+    expected = json_text(redact(target) if redact_query else target)
+    assert b'"' + json_path(target, redact_query) + b'"' == expected
 
 
 def test_query_values_are_redacted_and_names_kept() -> None:
@@ -148,7 +160,7 @@ _TEXT = st.text(max_size=20)
     sub=st.none() | _TEXT,
     error=st.none() | _TEXT,
     # What the gateway sent upstream: its own, or a client's it validated (tracing/context.py).
-    traceparent=st.none() | st.text("0123456789abcdef-", max_size=55).map(str.encode),
+    traceparent=st.text("0123456789abcdef-", max_size=55).map(str.encode),
     user_agent=st.none() | _BYTES,
     numbers=st.tuples(*[st.integers(0, 10**7)] * 3),
     durations=st.tuples(*[st.floats(0, 100, allow_nan=False)] * 2),
@@ -159,7 +171,7 @@ def test_the_proxied_line_is_the_general_line_and_reads_back_as_sent(
     path: bytes,
     sub: str | None,
     error: str | None,
-    traceparent: bytes | None,
+    traceparent: bytes,
     user_agent: bytes | None,
     numbers: tuple[int, int, int],
     durations: tuple[float, float],
@@ -177,7 +189,8 @@ def test_the_proxied_line_is_the_general_line_and_reads_back_as_sent(
         upstream_took, "u:80", sub, rate_limit, error, traceparent, user_agent, 3,
     )  # fmt: skip
     proxied = proxied_json_line(
-        now, request_id, "::1", b"GET", json_fragment("/r/{id}"), path, status, received,
+        now, json_inside(request_id), "::1", b"GET", json_fragment("/r/{id}"),
+        json_path(path, redact_query=False), status, received,
         sent, took, upstream_took, json_fragment("u:80"), sub, json_fragment(rate_limit),
         error, traceparent, user_agent, json_fragment(3),
     )  # fmt: skip

@@ -24,7 +24,9 @@ from propylon.logs.formats import (
     NULL,
     combined_line,
     json_fragment,
+    json_inside,
     json_line,
+    json_path,
     proxied_json_line,
     redact,
 )
@@ -122,19 +124,22 @@ class AccessLog:
         sub = principal.subject if principal is not None else None
         user_agent, referer = _headers(request.kept)
         target = request.target
-        path = redact(target) if self._redact else target
         if self._json:
             upstream = self._upstreams.get(exchange.pool.key)
             if upstream is None:
                 upstream = self._upstream(exchange.pool.key)
+            request_id = exchange.request_id_line[self._id_offset :]
+            if request.request_id is not None:
+                # The client's (visible ASCII: it may hold a quote); else the gateway's, hex.
+                request_id = json_inside(request_id)
             self.writer.write(
                 proxied_json_line(
                     now + self._wall_offset,
-                    exchange.request_id_line[self._id_offset :],
+                    request_id,
                     flow.client_address(),
                     request.method,
                     route[2],
-                    path,
+                    json_path(target, self._redact),
                     exchange.status,
                     request.body_size,
                     sent,
@@ -145,7 +150,7 @@ class AccessLog:
                     ALLOWED_JSON if route[1] else NULL,  # every stage let it through
                     cause,
                     # What the upstream received: the trace id, the gateway's span as parent.
-                    flow.traceparent() or None,
+                    flow.traceparent(),
                     user_agent,
                     self._worker_json,
                 )
@@ -156,7 +161,7 @@ class AccessLog:
                     now + self._wall_offset,
                     flow.client_address(),
                     request.method,
-                    path,
+                    redact(target) if self._redact else target,
                     request.http11,
                     exchange.status,
                     sent,

@@ -80,6 +80,9 @@ _PLAIN: Final = bytes(
     c if 0x20 <= c < 0x7F and c not in b'"\\' else (c + 1) % 256 for c in range(256)
 )
 _TRANSLATE: Final = bytes.translate  # bound once: a method looked up by name costs more
+_PLAIN_PATH: Final = bytes(b if c != 0x3F else 0x40 for c, b in enumerate(_PLAIN))
+"""``_PLAIN`` that also changes ``?``: a target it leaves alone needs neither escaping nor
+redaction, one ``translate`` for both questions."""
 _SMALL_NUMBERS: Final = tuple(str(n).encode() for n in range(10_000))
 _THOUSANDTHS: Final = tuple(b".%03d" % n for n in range(1000))
 
@@ -173,6 +176,19 @@ def _micros(seconds: float) -> int:
     """Whole microseconds, rounded (0.003 s is 3000, not 2999.99...); never below zero."""
     micros = int(seconds * 1_000_000.0 + 0.5)
     return micros if micros > 0 else 0
+
+
+def json_path(target: bytes, redact_query: bool) -> bytes:
+    """The request target as it goes inside the line's JSON string: query values redacted
+    when ``redact_query``, escaped where needed."""
+    if _TRANSLATE(target, _PLAIN_PATH) is target:  # the common case: no query, all plain
+        return target
+    return _plain(redact(target) if redact_query else target)
+
+
+def json_inside(value: bytes) -> bytes:
+    """``value`` as the inside of a JSON string (escaped only where needed)."""
+    return _plain(value)
 
 
 def _plain(value: bytes) -> bytes:
@@ -275,7 +291,7 @@ def proxied_json_line(
     sub: str | None,
     rate_limit: bytes,
     error: str | None,
-    traceparent: bytes | None,
+    traceparent: bytes,
     user_agent: bytes | None,
     worker: bytes,
 ) -> bytes:
@@ -284,8 +300,11 @@ def proxied_json_line(
     same output). ``route``, ``upstream``, ``rate_limit`` and ``worker`` come as JSON
     already (``json_fragment``: worked out once per route, host and worker); ``client``
     is an address the gateway formatted, ``method`` a token the parser checked and
-    ``traceparent`` the one the gateway sent upstream (hex digits and dashes, its own
-    or a client's it validated), so these three are written as they are."""
+    ``traceparent`` the one the gateway sent upstream (every proxied request sends one:
+    hex digits and dashes, its own or a client's it validated), so these three are
+    written as they are; ``request_id`` and ``path`` come ready to go inside a JSON
+    string (``json_inside``, ``json_path``: the gateway's own request ids, hex digits,
+    need no check)."""
     whole = int(now)
     took = _micros(duration)
     upstream_took = _micros(upstream_duration)
@@ -295,16 +314,16 @@ def proxied_json_line(
     return (
         b'{"time":%s%s,"request_id":"%s","client":"%s","method":"%s","route":%s,"path":"%s",'
         b'"status":%s,"bytes_in":%s,"bytes_out":%s,"duration_ms":%s%s,"upstream_ms":%s%s,'
-        b'"upstream":%s,"sub":%s,"rate_limit":%s,"error":%s,"traceparent":%s,'
+        b'"upstream":%s,"sub":%s,"rate_limit":%s,"error":%s,"traceparent":"%s",'
         b'"user_agent":%s,"worker":%s}\n'
         % (
             _SECOND.json_of(whole),
             _MILLIS_JSON[int((now - whole) * 1000)],
-            _plain(request_id),
+            request_id,
             client.encode("latin-1"),
             method,
             route,
-            _plain(path),
+            path,
             _number(status),
             _number(bytes_in),
             _number(bytes_out),
@@ -316,7 +335,7 @@ def proxied_json_line(
             NULL if sub is None else json_fragment(sub),
             rate_limit,
             NULL if error is None else json_fragment(error),
-            NULL if traceparent is None else b'"%s"' % traceparent,
+            traceparent,
             NULL if user_agent is None else b'"%s"' % _plain(user_agent),
             worker,
         )
