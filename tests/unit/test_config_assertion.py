@@ -92,16 +92,20 @@ def test_a_missing_key_file_names_the_file_and_key_path(tmp_path: Path) -> None:
     ]
 
 
-def test_a_key_that_is_not_ed25519_is_refused(tmp_path: Path) -> None:
-    other = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "ec.pem").write_bytes(
-        other.private_bytes(
+def _write_key(path: Path, key: Any) -> None:
+    """``key`` as an unencrypted PKCS#8 PEM, readable by its owner only."""
+    path.write_bytes(
+        key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    (tmp_path / "ec.pem").chmod(0o600)
+    path.chmod(0o600)
+
+
+def test_a_key_that_is_not_ed25519_is_refused(tmp_path: Path) -> None:
+    _write_key(tmp_path / "ec.pem", ec.generate_private_key(ec.SECP256R1()))
     (errors,) = _problems(tmp_path, [_route("/p", auth=AUTH)], assertion={"key_file": "ec.pem"})
     assert "assertion.key_file: error:" in errors
     assert "holds an EC key; the assertion key must be Ed25519" in errors
@@ -299,13 +303,6 @@ def test_a_key_of_a_kind_without_a_name_here_is_named_by_its_class(tmp_path: Pat
         from cryptography.hazmat.primitives.asymmetric import dsa
 
         other = dsa.generate_private_key(1024)
-    (tmp_path / "dsa.pem").write_bytes(
-        other.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (tmp_path / "dsa.pem").chmod(0o600)
+    _write_key(tmp_path / "dsa.pem", other)
     (errors,) = _problems(tmp_path, [_route("/p", auth=AUTH)], assertion={"key_file": "dsa.pem"})
     assert "holds a DSA key; the assertion key must be Ed25519" in errors
