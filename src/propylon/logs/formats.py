@@ -13,9 +13,10 @@ A JSON line is built from ready-made fragments (constant keys, values as receive
 a dict handed to a JSON encoder: on a proxied request the line is most of the log's cost,
 and an 18-key dict encoded by orjson cost about 38,000 instructions, most of a proxied
 request's own 52,000 (docs/performance.md, "The access log"). The proxied line is one
-%-format of bytes, which compiled is a single sized copy of its pieces. Values a client chose (the
-path, the request id, the ``User-Agent``, the ``sub``) are escaped by orjson whenever they
-hold anything but plain printable ASCII, so a line always parses and is always one line.
+%-format of bytes, which compiled is a single sized copy of its pieces. Values a client
+chose (the path, the request id, the ``User-Agent``, the ``sub``) are escaped by orjson
+whenever they hold anything but plain printable ASCII, so a line always parses and is
+always one line.
 """
 
 from __future__ import annotations
