@@ -24,7 +24,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Protocol
+from typing import Final, Protocol
 
 from propylon import errors
 from propylon.engine.client_limits import ClientLimits
@@ -41,11 +41,30 @@ from propylon.upstream.retry import SENT, STALE, UNSENT
 
 # A reused connection that ends like this before a byte of the answer was only stale.
 STALE_FAULTS = frozenset({"closed", "reset"})
-CLIENT_GONE = 499
-STATUS_LINES = {s.value: b"HTTP/1.1 %d %s" % (s.value, s.phrase.encode()) for s in HTTPStatus}
-_PLAIN_CONNECTION = frozenset(
-    {b"keep-alive", b"close"}
-)  # nginx's convention for "client closed the connection first"
+CLIENT_GONE = 499  # nginx's convention for "client closed the connection first"
+# Final: compiled code reads a Final module value directly, any other through the module's
+# dictionary.
+STATUS_LINES: Final = {
+    s.value: b"HTTP/1.1 %d %s" % (s.value, s.phrase.encode()) for s in HTTPStatus
+}
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
+MAX_LOWER_NAMES: Final = 256
+_LOWER_NAMES: Final[dict[bytes, bytes]] = {}
+
+
+def lowered_name(name: bytes) -> bytes:
+    """A response header's name in lower case, remembered: upstreams send the same few
+    names on every response, and a dictionary hit costs half of ``bytes.lower()`` called
+    from compiled code (~350 instructions: a method looked up and called by name). The
+    memo starts over at ``MAX_LOWER_NAMES``, so an upstream inventing names cannot grow
+    it (the request side's ``HeaderRules.kind`` does the same for clients' names)."""
+    lname = _LOWER_NAMES.get(name)
+    if lname is None:
+        if len(_LOWER_NAMES) >= MAX_LOWER_NAMES:
+            _LOWER_NAMES.clear()
+        lname = name.lower()
+        _LOWER_NAMES[name] = lname
+    return lname
 
 
 class Downstream:
@@ -428,14 +447,19 @@ class Exchange(ResponseSink, PoolWaiter):
         listed: list[bytes] | None = None
         rid = self.context.request_id_lower
         for name, value in headers:
-            lname = name.lower()
+            lname = lowered_name(name)
             if lname in RESPONSE_REWRITTEN:
                 if lname == b"content-length":
                     length = value.strip()
                 elif lname == b"transfer-encoding":
                     chunked = value.rstrip().lower().endswith(b"chunked")
-                elif lname == b"connection" and value.lower() not in _PLAIN_CONNECTION:
-                    # Almost every response says just keep-alive or close: no names listed.
+                elif (
+                    lname == b"connection"
+                    and value not in _PLAIN_CONNECTION
+                    and value.lower() not in _PLAIN_CONNECTION
+                ):
+                    # Almost every response says just keep-alive or close (as is, most
+                    # often: no lower() call): no names listed.
                     listed = listed or []
                     listed.append(value)
                 continue

@@ -10,6 +10,7 @@ closes the CL/TE request-smuggling family.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from propylon.http.cidr import CidrSet, parse_address
 
@@ -49,7 +50,7 @@ FORWARDED_FACTS: frozenset[bytes] = frozenset(
     {b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port"}
 )
 
-RESPONSE_REWRITTEN: frozenset[bytes] = HOP_BY_HOP | {b"content-length"}
+RESPONSE_REWRITTEN: Final[frozenset[bytes]] = HOP_BY_HOP | {b"content-length"}
 
 
 def connection_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
