@@ -231,8 +231,9 @@ class SpanEncoder:
             self._error(error) + _ERROR_STATUS if error else b"",
             _FLAG_FIELDS[flags],
         )
-        # ScopeSpans.spans: each span with its tag and length, one piece (take() joins).
-        server_span = b"\x12%s%s" % (_varint(len(server)), server)
+        # ScopeSpans.spans: each span a whole field (tag, length, body), one piece of the
+        # batch (take() joins them).
+        server_span = _field(b"\x12", server)
         spans = self._spans
         if not trace.upstream_started:
             spans.append(server_span)
@@ -272,7 +273,7 @@ class SpanEncoder:
             self._error(client_error) + _ERROR_STATUS if client_error else b"",
             _FLAG_FIELDS[trace_flags | _HAS_IS_REMOTE],
         )
-        call_span = b"\x12%s%s" % (_varint(len(call)), call)
+        call_span = _field(b"\x12", call)
         # Appended only now: a trace adds both of its spans or, should this raise, neither.
         spans.append(server_span)
         spans.append(call_span)
